@@ -1,0 +1,3 @@
+//! poolgate-bench: the load-testing harness.
+
+fn main() {}

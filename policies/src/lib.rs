@@ -1,0 +1,1 @@
+//! poolgate-policies: the policy file, its validation, route matching, role mapping and decisions.

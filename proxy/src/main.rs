@@ -1,0 +1,3 @@
+//! The `poolgate` binary.
+
+fn main() {}
