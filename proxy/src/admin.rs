@@ -1,0 +1,68 @@
+//! The admin listener: `/metrics` (Prometheus text), `/healthz` (process up), `/readyz`
+//! (configuration loaded and, once wired, every issuer has keys).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+
+use crate::gate::Shared;
+
+/// `ServeHttp` app behind the admin address.
+pub struct AdminApp {
+    shared: Arc<Shared>,
+}
+
+impl AdminApp {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+/// The admin answer for `method path`: (status, content type, body).
+pub fn answer(shared: &Shared, method: &str, path: &str) -> (StatusCode, &'static str, Vec<u8>) {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if method != "GET" && method != "HEAD" {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            TEXT,
+            b"method not allowed\n".to_vec(),
+        );
+    }
+    match path {
+        "/metrics" => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            shared.metrics.render(),
+        ),
+        "/healthz" => (StatusCode::OK, TEXT, b"ok\n".to_vec()),
+        "/readyz" if shared.is_ready() => (StatusCode::OK, TEXT, b"ready\n".to_vec()),
+        "/readyz" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            b"not ready\n".to_vec(),
+        ),
+        _ => (StatusCode::NOT_FOUND, TEXT, b"not found\n".to_vec()),
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let (status, ctype, body) = answer(&self.shared, req.method.as_str(), req.uri.path());
+        let body = if req.method == http::Method::HEAD {
+            Vec::new()
+        } else {
+            body
+        };
+        Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, ctype)
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .body(body)
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,461 @@
+//! The pingora `ProxyHttp` implementation: thin hooks, each calling plain functions.
+//!
+//! ```text
+//! request_filter           request id · head size · normalise path · match route ·
+//!                          (token → verify → roles → decide)  ── deny → respond::send, stop
+//! upstream_peer            route's pool → healthy target not yet tried   (none → 503)
+//! fail_to_connect          count; retry on another target while untried ones remain
+//! upstream_request_filter  strip client x-auth-*, add verified identity, X-Forwarded-*,
+//!                          x-request-id, Host override
+//! response_filter          x-request-id on the answer
+//! fail_to_proxy            upstream failure → respond (502 / 503 / 504)
+//! logging                  one access-log line · request counter and duration histogram
+//! ```
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType};
+
+use crate::access_log::{AccessLog, AccessRecord};
+use crate::config::{HashKey, IdentitySettings, ProxyConfig};
+use crate::headers;
+use crate::metrics::Metrics;
+use crate::respond::{self, Denial};
+use crate::routes::{self, RouteTable};
+use crate::upstreams::{Upstream, UpstreamError, Upstreams};
+
+/// Error type name used when a pool has no healthy target left.
+const NO_HEALTHY_UPSTREAM: &str = "no_healthy_upstream";
+
+/// The part of the configuration a reload swaps, read once per request.
+#[derive(Debug)]
+pub struct GateState {
+    pub routes: RouteTable,
+    pub upstreams: Upstreams,
+    pub identity: IdentitySettings,
+    pub realm: String,
+    pub max_request_header_bytes: usize,
+}
+
+impl GateState {
+    /// Compiles routes and builds every upstream pool.
+    pub fn build(cfg: &ProxyConfig) -> Result<Self, UpstreamError> {
+        Ok(Self {
+            routes: RouteTable::new(&cfg.routes),
+            upstreams: Upstreams::build(&cfg.upstreams)?,
+            identity: cfg.identity.clone(),
+            realm: cfg.realm.clone(),
+            max_request_header_bytes: cfg.max_request_header_bytes,
+        })
+    }
+}
+
+/// State shared by every request, the admin listener and the background tasks.
+pub struct Shared {
+    pub state: ArcSwap<GateState>,
+    pub metrics: Metrics,
+    pub access_log: AccessLog,
+    /// Set once the configuration is loaded and serving can start.
+    pub config_ready: AtomicBool,
+    /// Further readiness condition (every issuer has keys), when there is one.
+    pub extra_ready: Option<Box<dyn Fn() -> bool + Send + Sync>>,
+}
+
+impl Shared {
+    pub fn new(state: GateState, metrics: Metrics, access_log: AccessLog) -> Self {
+        Self {
+            state: ArcSwap::from_pointee(state),
+            metrics,
+            access_log,
+            config_ready: AtomicBool::new(false),
+            extra_ready: None,
+        }
+    }
+
+    /// What `/readyz` reports.
+    pub fn is_ready(&self) -> bool {
+        self.config_ready.load(Ordering::Acquire) && self.extra_ready.as_ref().is_none_or(|f| f())
+    }
+}
+
+/// Per-request state, created empty by `new_ctx` and filled as the hooks run.
+pub struct RequestCtx {
+    start: Instant,
+    ts_ms: u128,
+    request_id: String,
+    state: Option<Arc<GateState>>,
+    route: Option<String>,
+    upstream: Option<Arc<Upstream>>,
+    /// Targets already picked for this request (a retry goes elsewhere).
+    tried: Vec<SocketAddr>,
+    /// The latest connect failure is already in the upstream error counter.
+    connect_failure_counted: bool,
+    decision: &'static str,
+    reason: Cow<'static, str>,
+    sub: Option<String>,
+    /// Status of an answer poolgate wrote itself (denial or upstream failure).
+    own_status: Option<u16>,
+}
+
+impl RequestCtx {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            ts_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis()),
+            request_id: String::new(),
+            state: None,
+            route: None,
+            upstream: None,
+            tried: Vec::new(),
+            connect_failure_counted: false,
+            decision: "deny",
+            reason: Cow::Borrowed("-"),
+            sub: None,
+            own_status: None,
+        }
+    }
+
+    fn deny(&mut self, denial: &Denial) {
+        self.decision = "deny";
+        self.reason = Cow::Owned(denial.reason().to_owned());
+        self.own_status = Some(denial.status());
+    }
+}
+
+/// The `ProxyHttp` service.
+pub struct Gate {
+    shared: Arc<Shared>,
+}
+
+impl Gate {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+/// Outcome of the admission steps of `request_filter`.
+struct Admitted {
+    route: String,
+    upstream: Arc<Upstream>,
+    reason: &'static str,
+}
+
+/// Normalise, match, and (until the authorizer is wired in) admit only public routes.
+fn admit(state: &GateState, req: &RequestHeader) -> Result<Admitted, Denial> {
+    if headers::request_head_size(req) > state.max_request_header_bytes {
+        return Err(Denial::HeaderTooLarge);
+    }
+    let path = routes::normalize_path(req.uri.path()).map_err(|code| Denial::BadPath {
+        reason: code.to_owned(),
+    })?;
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.host())
+        .map(routes::host_only);
+    let hit = state
+        .routes
+        .find(host.as_deref(), &path)
+        .ok_or(Denial::NoRoute)?;
+    if !hit.public {
+        // Fail closed: without a verifier no protected route is ever forwarded.
+        let token = headers::bearer_token(
+            req.headers
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+        );
+        return Err(match token {
+            None => Denial::MissingToken,
+            Some(_) => Denial::InvalidToken {
+                code: "no_verifier".to_owned(),
+                description: "no token verifier is configured".to_owned(),
+            },
+        });
+    }
+    let upstream = state
+        .upstreams
+        .get(hit.upstream)
+        .cloned()
+        .ok_or(Denial::NoHealthyUpstream)?;
+    Ok(Admitted {
+        route: hit.name.to_owned(),
+        upstream,
+        reason: "public",
+    })
+}
+
+/// Maps a proxying error to the answer for the client; `None` when the client is gone.
+fn classify_failure(e: &Error) -> Option<Denial> {
+    match (e.esource(), e.etype()) {
+        (_, ErrorType::Custom(name)) if *name == NO_HEALTHY_UPSTREAM => {
+            Some(Denial::NoHealthyUpstream)
+        }
+        (
+            ErrorSource::Upstream,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+        ) => Some(Denial::UpstreamTimeout),
+        (ErrorSource::Upstream, _) => Some(Denial::UpstreamUnreachable),
+        (
+            ErrorSource::Downstream,
+            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+        ) => None,
+        (ErrorSource::Downstream, _) => Some(Denial::BadRequest {
+            reason: "bad_request",
+        }),
+        (_, ErrorType::HTTPStatus(code)) if (400..500).contains(code) => Some(Denial::BadRequest {
+            reason: "bad_request",
+        }),
+        _ => Some(Denial::UpstreamUnreachable),
+    }
+}
+
+fn failure_kind(e: &Error) -> &'static str {
+    match e.etype() {
+        ErrorType::ConnectTimedout => "connect_timeout",
+        ErrorType::ConnectRefused => "connect_refused",
+        ErrorType::ReadTimedout => "read_timeout",
+        ErrorType::WriteTimedout => "write_timeout",
+        ErrorType::Custom(name) if *name == NO_HEALTHY_UPSTREAM => NO_HEALTHY_UPSTREAM,
+        ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert => "tls",
+        t if t.as_str().starts_with("Connect") => "connect_error",
+        _ => "protocol",
+    }
+}
+
+fn hash_key<'a>(
+    up: &Upstream,
+    req: &'a RequestHeader,
+    client: Option<&SocketAddr>,
+    sub: Option<&'a str>,
+) -> Cow<'a, [u8]> {
+    let ip = || {
+        Cow::Owned(
+            client
+                .map(|c| c.ip().to_string())
+                .unwrap_or_default()
+                .into_bytes(),
+        )
+    };
+    match up.hash_key {
+        HashKey::ClientIp => ip(),
+        HashKey::Path => Cow::Borrowed(req.uri.path().as_bytes()),
+        HashKey::Subject => sub.map_or_else(ip, |s| Cow::Borrowed(s.as_bytes())),
+    }
+}
+
+fn client_inet(session: &Session) -> Option<SocketAddr> {
+    session.client_addr().and_then(|a| a.as_inet()).copied()
+}
+
+fn is_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
+#[async_trait]
+impl ProxyHttp for Gate {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        let req = session.req_header();
+        ctx.request_id =
+            headers::request_id(req.headers.get(headers::REQUEST_ID).map(|v| v.as_bytes()));
+        let state = self.shared.state.load_full();
+        let verdict = admit(&state, req);
+        ctx.state = Some(state);
+        match verdict {
+            Ok(a) => {
+                ctx.route = Some(a.route);
+                ctx.upstream = Some(a.upstream);
+                ctx.decision = "allow";
+                ctx.reason = Cow::Borrowed(a.reason);
+                Ok(false)
+            }
+            Err(denial) => {
+                ctx.deny(&denial);
+                let realm = ctx.state.as_ref().map_or("poolgate", |s| s.realm.as_str());
+                respond::send(session, respond::render(&denial, &ctx.request_id, realm)).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        let Some(up) = ctx.upstream.clone() else {
+            return Err(Error::explain(
+                ErrorType::Custom(NO_HEALTHY_UPSTREAM),
+                "no upstream for route",
+            ));
+        };
+        let client = client_inet(session);
+        let key = hash_key(
+            &up,
+            session.req_header(),
+            client.as_ref(),
+            ctx.sub.as_deref(),
+        );
+        match up.select(&key, &ctx.tried) {
+            Some(peer) => {
+                if let Some(addr) = peer._address.as_inet() {
+                    ctx.tried.push(*addr);
+                }
+                Ok(peer)
+            }
+            None => Err(Error::explain(
+                ErrorType::Custom(NO_HEALTHY_UPSTREAM),
+                format!("upstream `{}` has no healthy target left", up.name),
+            )),
+        }
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(up) = &ctx.upstream {
+            self.shared
+                .metrics
+                .upstream_errors
+                .with_label_values(&[up.name.as_str(), failure_kind(&e)])
+                .inc();
+            ctx.connect_failure_counted = true;
+            // Nothing was sent yet, so another target is always safe to try.
+            if ctx.tried.len() < up.target_count() {
+                e.set_retry(true);
+            }
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        ctx.connect_failure_counted = false; // connected: later failures are new
+        let Some(state) = ctx.state.clone() else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "no state for request",
+            ));
+        };
+        headers::strip_identity_headers(upstream_request, &state.identity.prefix);
+        headers::set_forwarded(
+            upstream_request,
+            client_inet(session).map(|a| a.ip()),
+            is_tls(session),
+        );
+        upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.as_str())?;
+        if let Some(host) = ctx.upstream.as_ref().and_then(|u| u.host_header.as_deref()) {
+            upstream_request.insert_header(http::header::HOST, host)?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        upstream_response.insert_header(headers::REQUEST_ID, ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let Some(denial) = classify_failure(e) else {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        };
+        // A failed connect was already counted in fail_to_connect.
+        if let (ErrorSource::Upstream, Some(up), false) =
+            (e.esource(), &ctx.upstream, ctx.connect_failure_counted)
+        {
+            self.shared
+                .metrics
+                .upstream_errors
+                .with_label_values(&[up.name.as_str(), failure_kind(e)])
+                .inc();
+        }
+        ctx.decision = if ctx.decision == "allow" {
+            "error"
+        } else {
+            ctx.decision
+        };
+        ctx.reason = Cow::Owned(denial.reason().to_owned());
+        ctx.own_status = Some(denial.status());
+        if ctx.request_id.is_empty() {
+            ctx.request_id = headers::new_request_id();
+        }
+        // A response already under way cannot be replaced; the connection is just closed.
+        if session.response_written().is_none() {
+            let realm = ctx.state.as_ref().map_or("poolgate", |s| s.realm.as_str());
+            let _ = respond::send(session, respond::render(&denial, &ctx.request_id, realm)).await;
+        }
+        FailToProxy {
+            error_code: denial.status(),
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .or(ctx.own_status)
+            .unwrap_or(0);
+        let route = ctx.route.as_deref().unwrap_or("-");
+        let seconds = ctx.start.elapsed().as_secs_f64();
+        self.shared
+            .metrics
+            .observe_request(route, status, &ctx.reason, seconds);
+        let req = session.req_header();
+        self.shared.access_log.write(&AccessRecord {
+            ts_ms: ctx.ts_ms,
+            request_id: &ctx.request_id,
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            route,
+            status,
+            decision: ctx.decision,
+            reason: &ctx.reason,
+            sub: ctx.sub.as_deref(),
+            upstream: ctx.upstream.as_ref().map(|u| u.name.as_str()),
+            latency_ms: seconds * 1000.0,
+        });
+    }
+}
