@@ -1,1 +1,187 @@
 //! poolgate-policies: the policy file, its validation, route matching, role mapping and decisions.
+//!
+//! A pure crate (no I/O besides reading the policy files): the proxy loads a [`Config`] once per
+//! (re)load and, per request, calls
+//! 1. [`normalize_path`] on the request path (an error is a 400),
+//! 2. [`Config::match_route`] with host, method and the normalised path (`None` is a 404),
+//! 3. [`Config::decide`] with the match and the verified identity as a [`Principal`].
+//!
+//! Modules, by concern:
+//! - [`file`]: the format as written (serde structs); `convert` validates it into [`model`]
+//!   types, collecting every problem as a located [`Diagnostic`] ([`diag`]);
+//! - [`normalize`]: path normalisation; [`pattern`]: host and path patterns;
+//! - [`matcher`]: the compiled route matcher; `overlap`: unreachable and ambiguous routes;
+//! - [`roles`]: roles, statements and role mapping; [`decide`]: decisions.
+//!
+//! ```no_run
+//! let config = poolgate_policies::load("policy.yaml").map_err(|d| eprintln!("{d}")).ok();
+//! ```
+
+mod convert;
+pub mod decide;
+pub mod diag;
+mod duration;
+mod env;
+pub mod file;
+mod load;
+pub mod matcher;
+pub mod method;
+pub mod model;
+pub mod normalize;
+mod overlap;
+pub mod pattern;
+pub mod roles;
+
+pub use decide::{Decision, Principal, Reason, StatementRef};
+pub use diag::{Diagnostic, Diagnostics, Span};
+pub use duration::parse_duration;
+pub use matcher::{RouteMatch, normalize_host};
+pub use method::MethodSet;
+pub use model::{
+    AuthRequirement, Balance, Cors, HashKey, HealthCheck, IdentityHeaders, Issuer, JwksTimings,
+    KeySource, Limits, Listener, ListenerTls, Route, Timeouts, TokenUse, Upstream, UpstreamTls,
+};
+pub use normalize::{PathError, normalize_path, split_query};
+pub use roles::{Effect, Role, RoleMapping, Rule, RuleMatch, RuleOp, Statement};
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A validated, compiled policy.
+#[derive(Debug)]
+pub struct Config {
+    /// Where to listen (may be empty: the proxy then uses its own default).
+    pub listeners: Vec<Listener>,
+    /// The admin address (`/metrics`, `/healthz`, `/readyz`), if any.
+    pub admin: Option<SocketAddr>,
+    pub issuers: Vec<Issuer>,
+    pub upstreams: Vec<Upstream>,
+    pub roles: Vec<Role>,
+    pub role_mapping: RoleMapping,
+    /// Routes in declaration order (main file, then includes); `RouteMatch::index` points here.
+    pub routes: Vec<Route>,
+    pub identity_headers: IdentityHeaders,
+    pub limits: Limits,
+    /// The files read (main first), e.g. to watch them for reloads.
+    pub files: Vec<PathBuf>,
+    matcher: matcher::Matcher,
+}
+
+impl Config {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn assemble(
+        listeners: Vec<Listener>,
+        admin: Option<SocketAddr>,
+        issuers: Vec<Issuer>,
+        upstreams: Vec<Upstream>,
+        roles: Vec<Role>,
+        role_mapping: RoleMapping,
+        routes: Vec<Route>,
+        identity_headers: IdentityHeaders,
+        limits: Limits,
+        files: Vec<String>,
+    ) -> Self {
+        let matcher = matcher::Matcher::new(&routes);
+        Config {
+            listeners,
+            admin,
+            issuers,
+            upstreams,
+            roles,
+            role_mapping,
+            routes,
+            identity_headers,
+            limits,
+            files: files.into_iter().map(PathBuf::from).collect(),
+            matcher,
+        }
+    }
+
+    /// The best route for a request: `host` as sent (port and case are ignored), the method, and
+    /// the path as returned by [`normalize_path`].
+    pub fn match_route<'c, 'p>(
+        &'c self,
+        host: &str,
+        method: &str,
+        path: &'p str,
+    ) -> Option<RouteMatch<'c, 'p>> {
+        self.matcher.find(&self.routes, host, method, path)
+    }
+
+    /// Decides for a matched route; `principal` is `None` when the request has no token.
+    pub fn decide<'c>(
+        &'c self,
+        matched: &RouteMatch<'c, '_>,
+        method: &str,
+        path: &str,
+        principal: Option<&Principal<'_>>,
+    ) -> Decision<'c> {
+        decide::decide(
+            &self.roles,
+            &self.role_mapping,
+            matched.route,
+            method,
+            path,
+            principal,
+        )
+    }
+
+    /// Match and decide in one call (`NoRoute` when nothing matches).
+    pub fn decide_request<'c>(
+        &'c self,
+        host: &str,
+        method: &str,
+        path: &str,
+        principal: Option<&Principal<'_>>,
+    ) -> Decision<'c> {
+        match self.match_route(host, method, path) {
+            Some(m) => self.decide(&m, method, path, principal),
+            None => Decision::no_route(),
+        }
+    }
+
+    /// An issuer by name.
+    pub fn issuer(&self, name: &str) -> Option<&Issuer> {
+        self.issuers.iter().find(|i| i.name == name)
+    }
+
+    /// The `token_use` a route's tokens must have: the route's own, else its issuer's, else any.
+    pub fn token_use_for(&self, route: &Route) -> TokenUse {
+        route
+            .auth
+            .token_use
+            .or_else(|| {
+                route
+                    .auth
+                    .issuer
+                    .as_deref()
+                    .and_then(|i| self.issuer(i))
+                    .map(|i| i.token_use)
+            })
+            .unwrap_or(TokenUse::Any)
+    }
+}
+
+/// Loads a policy file: reads it and its includes, substitutes `${ENV}` from the process
+/// environment, validates everything and compiles the matcher.
+pub fn load(path: impl AsRef<Path>) -> Result<Config, Diagnostics> {
+    load::load_file(path.as_ref(), &|name| std::env::var(name).ok())
+}
+
+/// [`load`] with an explicit environment (for tests and `poolgate check --env`).
+pub fn load_with_env(
+    path: impl AsRef<Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Diagnostics> {
+    load::load_file(path.as_ref(), env)
+}
+
+/// Checks a policy given as text, named `file` in diagnostics. `include:` is refused (no
+/// file access), which makes this suitable for fuzzing and editors.
+pub fn load_str(
+    file: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Diagnostics> {
+    load::load_text(file, text, load::Includes::Refused, env)
+}

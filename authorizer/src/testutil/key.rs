@@ -1,0 +1,147 @@
+//! Signing keys for tests: generation, JWK export, token signing.
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, RsaPublicKeyComponents,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use crate::config::Algorithm;
+
+enum Inner {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+/// A private signing key with its `kid` and algorithm.
+pub struct TestKey {
+    /// The key id written in the JWK and in token headers.
+    pub kid: String,
+    /// The algorithm this key signs with.
+    pub alg: Algorithm,
+    inner: Inner,
+}
+
+impl std::fmt::Debug for TestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Errors of key generation (practically never).
+#[derive(Debug, thiserror::Error)]
+#[error("key generation failed")]
+pub struct KeyGenError;
+
+impl TestKey {
+    /// A new RSA-2048 key for RS256, like Cognito's.
+    pub fn rsa(kid: &str) -> Result<TestKey, KeyGenError> {
+        TestKey::generate(kid, Algorithm::RS256)
+    }
+
+    /// A new key for `alg` (RSA-2048 for RS*/PS*, P-256/P-384 for ES*, Ed25519 for EdDSA).
+    pub fn generate(kid: &str, alg: Algorithm) -> Result<TestKey, KeyGenError> {
+        let inner = match alg {
+            Algorithm::ES256 => Inner::Ec(
+                EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
+                    .map_err(|_| KeyGenError)?,
+            ),
+            Algorithm::ES384 => Inner::Ec(
+                EcdsaKeyPair::generate(&signature::ECDSA_P384_SHA384_FIXED_SIGNING)
+                    .map_err(|_| KeyGenError)?,
+            ),
+            Algorithm::EdDSA => Inner::Ed(Ed25519KeyPair::generate().map_err(|_| KeyGenError)?),
+            _ => Inner::Rsa(
+                RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| KeyGenError)?,
+            ),
+        };
+        Ok(TestKey {
+            kid: kid.to_owned(),
+            alg,
+            inner,
+        })
+    }
+
+    /// The public JWK, as a JWKS would list it (`kid`, `alg`, `use: sig`).
+    pub fn jwk(&self) -> Value {
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        match &self.inner {
+            Inner::Rsa(kp) => {
+                let c = RsaPublicKeyComponents::<Vec<u8>>::from(kp.public_key());
+                json!({"kty": "RSA", "kid": self.kid, "alg": self.alg.name(), "use": "sig",
+                       "n": b64(&c.n), "e": b64(&c.e)})
+            }
+            Inner::Ec(kp) => {
+                let point = kp.public_key().as_ref();
+                let len = (point.len().saturating_sub(1)) / 2;
+                let x = point.get(1..1 + len).unwrap_or_default();
+                let y = point.get(1 + len..).unwrap_or_default();
+                let crv = if self.alg == Algorithm::ES256 {
+                    "P-256"
+                } else {
+                    "P-384"
+                };
+                json!({"kty": "EC", "kid": self.kid, "alg": self.alg.name(), "use": "sig",
+                       "crv": crv, "x": b64(x), "y": b64(y)})
+            }
+            Inner::Ed(kp) => json!({"kty": "OKP", "kid": self.kid, "alg": "EdDSA", "use": "sig",
+                                    "crv": "Ed25519", "x": b64(kp.public_key().as_ref())}),
+        }
+    }
+
+    /// Signs `message` with this key's algorithm. Empty on the (never seen) failure.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let rng = SystemRandom::new();
+        match &self.inner {
+            Inner::Rsa(kp) => {
+                let enc: &'static dyn signature::RsaEncoding = match self.alg {
+                    Algorithm::RS384 => &signature::RSA_PKCS1_SHA384,
+                    Algorithm::RS512 => &signature::RSA_PKCS1_SHA512,
+                    Algorithm::PS256 => &signature::RSA_PSS_SHA256,
+                    Algorithm::PS384 => &signature::RSA_PSS_SHA384,
+                    Algorithm::PS512 => &signature::RSA_PSS_SHA512,
+                    _ => &signature::RSA_PKCS1_SHA256,
+                };
+                let mut sig = vec![0; kp.public_modulus_len()];
+                match kp.sign(enc, &rng, message, &mut sig) {
+                    Ok(()) => sig,
+                    Err(_) => Vec::new(),
+                }
+            }
+            Inner::Ec(kp) => kp
+                .sign(&rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .unwrap_or_default(),
+            Inner::Ed(kp) => kp.sign(message).as_ref().to_vec(),
+        }
+    }
+
+    /// A compact JWS of `claims` under the default header (`alg`, `kid`, `typ: JWT`).
+    pub fn sign_claims(&self, claims: &Value) -> String {
+        let header = json!({"alg": self.alg.name(), "kid": self.kid, "typ": "JWT"});
+        self.sign_token(&header, claims)
+    }
+
+    /// A compact JWS of arbitrary `header` and `claims` JSON, signed with this key whatever the
+    /// header says (for hostile-token tests).
+    pub fn sign_token(&self, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let sig = self.sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+}
+
+/// A JWKS document (`{"keys": [...]}`) of the given keys' public JWKs.
+pub fn jwks_of<'a>(keys: impl IntoIterator<Item = &'a TestKey>) -> Value {
+    json!({"keys": keys.into_iter().map(TestKey::jwk).collect::<Vec<_>>()})
+}

@@ -1,0 +1,450 @@
+//! Validating conversion from the file structs into the internal model.
+//!
+//! Every problem is recorded as a located [`Diagnostic`] and conversion carries on, so one run
+//! reports them all. Names are collected over the main file and its includes first, so that
+//! references can be checked whatever file they sit in.
+
+mod access;
+mod net;
+
+use crate::Config;
+use crate::diag::{Diagnostic, Diagnostics, Span, suggest};
+use crate::duration::parse_duration;
+use crate::env::{EnvError, substitute};
+use crate::file::{FileConfig, IncludeFile, Named, S};
+use crate::model::{IdentityHeaders, Limits, Listener, ListenerTls};
+use serde_saphyr::Location;
+use std::time::Duration;
+
+/// The parsed main file and its parsed includes, each with its file name.
+pub(crate) struct Parts {
+    pub main: (String, FileConfig),
+    pub includes: Vec<(String, IncludeFile)>,
+}
+
+/// Conversion state: the current file, the problems so far and the environment.
+pub(crate) struct Ctx<'e> {
+    pub file: String,
+    pub diags: Diagnostics,
+    env: &'e dyn Fn(&str) -> Option<String>,
+}
+
+/// A defined name: where it is, for duplicates and for the "first defined here" note.
+#[derive(Clone)]
+pub(crate) struct Def {
+    pub name: String,
+    pub span: Span,
+}
+
+impl<'e> Ctx<'e> {
+    pub fn new(diags: Diagnostics, env: &'e dyn Fn(&str) -> Option<String>) -> Self {
+        Self {
+            file: String::new(),
+            diags,
+            env,
+        }
+    }
+
+    pub fn span(&self, loc: &Location) -> Span {
+        Span {
+            file: self.file.clone(),
+            line: u32::try_from(loc.line()).unwrap_or(u32::MAX),
+            col: u32::try_from(loc.column()).unwrap_or(u32::MAX),
+            len: u32::try_from(loc.span().len().max(1)).unwrap_or(1),
+        }
+    }
+
+    pub fn diag(&self, loc: &Location, key: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(self.span(loc), key, message)
+    }
+
+    pub fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    pub fn error(&mut self, loc: &Location, key: &str, message: impl Into<String>) {
+        self.push(self.diag(loc, key, message));
+    }
+
+    /// The value with `${NAME}` substituted; `None` (and a diagnostic) if that fails.
+    pub fn text(&mut self, s: &S, key: &str) -> Option<String> {
+        match substitute(&s.value, self.env) {
+            Ok(v) => Some(v),
+            Err(EnvError::Missing(name)) => {
+                self.push(
+                    self.diag(
+                        &s.referenced,
+                        key,
+                        format!("environment variable `{name}` is not set"),
+                    )
+                    .label("used here")
+                    .help(format!(
+                        "set `{name}`, or give a default with `${{{name}:-value}}`"
+                    )),
+                );
+                None
+            }
+            Err(EnvError::Malformed) => {
+                self.push(
+                    self.diag(
+                        &s.referenced,
+                        key,
+                        format!("malformed substitution in `{}`", s.value),
+                    )
+                    .help("write `${NAME}` or `${NAME:-default}`; `$$` is a literal `$`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// An optional duration; `None` when absent or invalid (the latter with a diagnostic).
+    pub fn duration(&mut self, s: Option<&S>, key: &str) -> Option<Duration> {
+        let s = s?;
+        let text = self.text(s, key)?;
+        match parse_duration(&text) {
+            Some(d) => Some(d),
+            None => {
+                self.push(
+                    self.diag(&s.referenced, key, format!("invalid duration `{text}`"))
+                        .help("write a whole number and a unit: `250ms`, `30s`, `5m`, `1h`, `1d`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// One word out of a fixed list, with a `did you mean` help.
+    pub fn choice<'a>(
+        &mut self,
+        s: &S,
+        key: &str,
+        what: &str,
+        options: &[&'a str],
+    ) -> Option<&'a str> {
+        let text = self.text(s, key)?;
+        if let Some(found) = options.iter().find(|o| **o == text) {
+            return Some(found);
+        }
+        let help = suggest(&text, options.iter().copied()).unwrap_or_else(|| {
+            format!(
+                "expected one of {}",
+                options
+                    .iter()
+                    .map(|o| format!("`{o}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+        self.push(
+            self.diag(&s.referenced, key, format!("unknown {what} `{text}`"))
+                .help(help),
+        );
+        None
+    }
+
+    /// Records a definition; reports a duplicate of an earlier one.
+    pub fn define(&mut self, defs: &mut Vec<Def>, name: &S, what: &str, key: &str) {
+        let span = self.span(&name.referenced);
+        if let Some(first) = defs.iter().find(|d| d.name == name.value) {
+            let d = Diagnostic::new(span, key, format!("duplicate {what} `{}`", name.value))
+                .label(format!("`{}` is defined again here", name.value))
+                .related(
+                    first.span.clone(),
+                    format!(
+                        "first defined at {}:{}:{}",
+                        first.span.file, first.span.line, first.span.col
+                    ),
+                );
+            self.push(d);
+            return;
+        }
+        defs.push(Def {
+            name: name.value.clone(),
+            span,
+        });
+    }
+
+    /// A reference to a defined name: its index, or a diagnostic with a suggestion.
+    pub fn reference(
+        &mut self,
+        s: &S,
+        key: &str,
+        what: &str,
+        section: &str,
+        defs: &[Def],
+    ) -> Option<usize> {
+        if let Some(i) = defs.iter().position(|d| d.name == s.value) {
+            return Some(i);
+        }
+        let help = suggest(&s.value, defs.iter().map(|d| d.name.as_str()));
+        let d = self
+            .diag(&s.referenced, key, format!("unknown {what} `{}`", s.value))
+            .label(format!("not defined under `{section}:`"))
+            .maybe_help(help);
+        self.push(d);
+        None
+    }
+}
+
+/// The collected names of every part.
+pub(crate) struct Names {
+    pub issuers: Vec<Def>,
+    pub upstreams: Vec<Def>,
+    pub roles: Vec<Def>,
+}
+
+fn collect_names<T, U, V>(
+    ctx: &mut Ctx<'_>,
+    file: &str,
+    issuers: &Named<T>,
+    upstreams: &Named<U>,
+    roles: &Named<V>,
+    names: &mut Names,
+) {
+    ctx.file = file.to_owned();
+    for (k, _) in &issuers.0 {
+        ctx.define(
+            &mut names.issuers,
+            k,
+            "issuer",
+            &format!("issuers.{}", k.value),
+        );
+    }
+    for (k, _) in &upstreams.0 {
+        ctx.define(
+            &mut names.upstreams,
+            k,
+            "upstream",
+            &format!("upstreams.{}", k.value),
+        );
+    }
+    for (k, _) in &roles.0 {
+        ctx.define(&mut names.roles, k, "role", &format!("roles.{}", k.value));
+    }
+}
+
+/// Converts and validates; `Err` carries every problem found.
+pub(crate) fn convert(parts: Parts, mut ctx: Ctx<'_>) -> Result<Config, Diagnostics> {
+    let (main_file, main) = &parts.main;
+    let mut names = Names {
+        issuers: Vec::new(),
+        upstreams: Vec::new(),
+        roles: Vec::new(),
+    };
+    collect_names(
+        &mut ctx,
+        main_file,
+        &main.issuers,
+        &main.upstreams,
+        &main.roles,
+        &mut names,
+    );
+    for (file, inc) in &parts.includes {
+        collect_names(
+            &mut ctx,
+            file,
+            &inc.issuers,
+            &inc.upstreams,
+            &inc.roles,
+            &mut names,
+        );
+    }
+
+    ctx.file = main_file.clone();
+    if main.version.value != 1 {
+        ctx.push(
+            ctx.diag(
+                &main.version.referenced,
+                "version",
+                format!("unsupported version `{}`", main.version.value),
+            )
+            .help("this poolgate reads `version: 1`"),
+        );
+    }
+    let listeners = listeners(&mut ctx, main);
+    let admin = main
+        .admin
+        .as_ref()
+        .and_then(|a| socket_addr(&mut ctx, a, "admin"));
+    let identity_headers = identity_headers(&mut ctx, main);
+    let limits = limits(&mut ctx, main);
+
+    // Sections that may also come from includes, in file order (main first).
+    let mut issuers = Vec::new();
+    let mut upstreams = Vec::new();
+    let mut roles = Vec::new();
+    let mut routes = Vec::new();
+    let all: Vec<(&String, &Named<_>, &Named<_>, &Named<_>, &Vec<_>)> = std::iter::once((
+        main_file,
+        &main.issuers,
+        &main.upstreams,
+        &main.roles,
+        &main.routes,
+    ))
+    .chain(
+        parts
+            .includes
+            .iter()
+            .map(|(f, i)| (f, &i.issuers, &i.upstreams, &i.roles, &i.routes)),
+    )
+    .collect();
+    for (file, iss, ups, rls, _) in &all {
+        ctx.file = (*file).clone();
+        for (name, body) in &iss.0 {
+            issuers.extend(net::issuer(&mut ctx, name, body));
+        }
+        for (name, body) in &ups.0 {
+            upstreams.extend(net::upstream(&mut ctx, name, body));
+        }
+        for (name, body) in &rls.0 {
+            roles.push(access::role(&mut ctx, name, body));
+        }
+    }
+    ctx.file = main_file.clone();
+    let role_mapping = main
+        .role_mapping
+        .as_ref()
+        .map(|m| access::role_mapping(&mut ctx, m, &names))
+        .unwrap_or_default();
+    let mut route_spans = Vec::new();
+    let mut route_names = Vec::new();
+    for (file, _, _, _, rts) in &all {
+        ctx.file = (*file).clone();
+        for (i, r) in rts.iter().enumerate() {
+            if let Some(n) = &r.value.name {
+                ctx.define(&mut route_names, n, "route", &format!("routes[{i}].name"));
+            }
+            if let Some(route) = access::route(&mut ctx, i, r, &names) {
+                route_spans.push(ctx.span(&r.referenced));
+                routes.push(route);
+            }
+        }
+    }
+    crate::overlap::check(&mut ctx, &routes, &route_spans);
+
+    let mut diags = ctx.diags;
+    if !diags.is_empty() {
+        diags.sort();
+        return Err(diags);
+    }
+    Ok(Config::assemble(
+        listeners,
+        admin,
+        issuers,
+        upstreams,
+        roles,
+        role_mapping,
+        routes,
+        identity_headers,
+        limits,
+        std::iter::once(main_file.clone())
+            .chain(parts.includes.iter().map(|(f, _)| f.clone()))
+            .collect(),
+    ))
+}
+
+pub(crate) fn socket_addr(ctx: &mut Ctx<'_>, s: &S, key: &str) -> Option<std::net::SocketAddr> {
+    let text = ctx.text(s, key)?;
+    match text.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            ctx.push(
+                ctx.diag(&s.referenced, key, format!("invalid address `{text}`"))
+                    .help("write an IP address and a port: `0.0.0.0:8080`, `[::1]:8443`"),
+            );
+            None
+        }
+    }
+}
+
+fn listeners(ctx: &mut Ctx<'_>, main: &FileConfig) -> Vec<Listener> {
+    let mut out = Vec::new();
+    for (i, l) in main.listen.iter().enumerate() {
+        let key = format!("listen[{i}]");
+        let address = socket_addr(ctx, &l.value.address, &format!("{key}.address"));
+        let tls = l.value.tls.as_ref().and_then(|t| {
+            let cert = ctx.text(&t.cert, &format!("{key}.tls.cert"))?;
+            let key_file = ctx.text(&t.key, &format!("{key}.tls.key"))?;
+            Some(ListenerTls {
+                cert,
+                key: key_file,
+            })
+        });
+        if let Some(address) = address {
+            if let Some(prev) = out.iter().position(|o: &Listener| o.address == address) {
+                ctx.push(
+                    ctx.diag(
+                        &l.value.address.referenced,
+                        &format!("{key}.address"),
+                        format!("duplicate listener address `{address}`"),
+                    )
+                    .help(format!("`listen[{prev}]` already listens there")),
+                );
+            }
+            out.push(Listener { address, tls });
+        }
+    }
+    out
+}
+
+/// A header name: lowercase token characters.
+pub(crate) fn header_name(ctx: &mut Ctx<'_>, s: &S, key: &str) -> Option<String> {
+    let text = ctx.text(s, key)?;
+    let lower = text.to_ascii_lowercase();
+    if lower.is_empty()
+        || !lower
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
+        ctx.error(&s.referenced, key, format!("invalid header name `{text}`"));
+        return None;
+    }
+    Some(lower)
+}
+
+fn identity_headers(ctx: &mut Ctx<'_>, main: &FileConfig) -> IdentityHeaders {
+    let mut out = IdentityHeaders::default();
+    let Some(ih) = &main.identity_headers else {
+        return out;
+    };
+    if let Some(p) = &ih.prefix
+        && let Some(prefix) = header_name(ctx, p, "identity_headers.prefix")
+    {
+        out.prefix = prefix;
+    }
+    if let Some(claims) = &ih.claims {
+        out.claims.clear();
+        for (suffix, claim) in &claims.0 {
+            let key = format!("identity_headers.claims.{}", suffix.value);
+            let (Some(h), Some(c)) = (header_name(ctx, suffix, &key), ctx.text(claim, &key)) else {
+                continue;
+            };
+            out.claims.push((h, c));
+        }
+    }
+    out
+}
+
+fn limits(ctx: &mut Ctx<'_>, main: &FileConfig) -> Limits {
+    let mut out = Limits::default();
+    if let Some(m) = main
+        .limits
+        .as_ref()
+        .and_then(|l| l.max_request_header_bytes.as_ref())
+    {
+        if m.value < 1024 {
+            ctx.push(
+                ctx.diag(
+                    &m.referenced,
+                    "limits.max_request_header_bytes",
+                    format!("`{}` bytes is too small for request headers", m.value),
+                )
+                .help("use at least 1024"),
+            );
+        } else {
+            out.max_request_header_bytes = m.value;
+        }
+    }
+    out
+}

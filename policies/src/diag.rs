@@ -1,0 +1,288 @@
+//! Diagnostics: every problem found in a policy file, each pointing at the input.
+//!
+//! Messages follow cedar's style (lowercase, no trailing period, input in backticks); the human
+//! rendering follows rustc's (`error: …`, `--> file:line:col`, a source line and a caret).
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A position in one of the files that make up a policy.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Span {
+    /// The file as it was named (the main file's path, or an include's path as resolved).
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, in characters.
+    pub col: u32,
+    /// Width of the caret, in characters (at least 1 when rendered).
+    pub len: u32,
+}
+
+/// One problem in the policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    /// Where the problem is.
+    #[serde(flatten)]
+    pub span: Span,
+    /// The key the problem concerns, as a path such as `routes[2].upstream`.
+    pub key: String,
+    /// What is wrong (cedar style).
+    pub message: String,
+    /// A short label printed beside the caret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// How to fix it, e.g. ``did you mean `admin`?``.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+    /// A second place involved (the other route of a conflict, the first of a duplicate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub related: Option<Related>,
+}
+
+/// The second location of a diagnostic that involves two places.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Related {
+    /// Where.
+    #[serde(flatten)]
+    pub span: Span,
+    /// What is there.
+    pub label: String,
+}
+
+impl Diagnostic {
+    /// A diagnostic with a message and no label, help or related place.
+    pub fn new(span: Span, key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            span,
+            key: key.into(),
+            message: message.into(),
+            label: None,
+            help: None,
+            related: None,
+        }
+    }
+
+    /// Adds the label printed beside the caret.
+    #[must_use]
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Adds a help line.
+    #[must_use]
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Adds a help line only when there is one.
+    #[must_use]
+    pub fn maybe_help(mut self, help: Option<String>) -> Self {
+        if help.is_some() {
+            self.help = help;
+        }
+        self
+    }
+
+    /// Adds the second place involved.
+    #[must_use]
+    pub fn related(mut self, span: Span, label: impl Into<String>) -> Self {
+        self.related = Some(Related {
+            span,
+            label: label.into(),
+        });
+        self
+    }
+}
+
+/// Every problem found while loading a policy, with the sources needed to render them.
+#[derive(Clone, Debug, Default)]
+pub struct Diagnostics {
+    items: Vec<Diagnostic>,
+    sources: BTreeMap<String, String>,
+}
+
+impl Diagnostics {
+    /// No problems yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Remembers a file's text so that rendering can quote it.
+    pub fn add_source(&mut self, file: &str, text: &str) {
+        self.sources.insert(file.to_owned(), text.to_owned());
+    }
+
+    /// Records a problem.
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.items.push(diagnostic);
+    }
+
+    /// Whether nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// How many problems.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The problems, in file and position order once loading has finished.
+    pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
+        self.items.iter()
+    }
+
+    /// Orders the problems by file, line and column (stable for equal positions).
+    pub(crate) fn sort(&mut self) {
+        self.items.sort_by(|a, b| a.span.cmp(&b.span));
+    }
+
+    /// The problems as a JSON array (each: file, line, col, len, key, message, label?, help?, related?).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.items).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn source_line(&self, span: &Span) -> Option<&str> {
+        let text = self.sources.get(&span.file)?;
+        text.lines().nth(span.line.checked_sub(1)? as usize)
+    }
+
+    fn render_snippet(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        span: &Span,
+        label: Option<&str>,
+    ) -> fmt::Result {
+        writeln!(f, "  --> {}:{}:{}", span.file, span.line, span.col)?;
+        let Some(line) = self.source_line(span) else {
+            return Ok(());
+        };
+        let number = span.line.to_string();
+        let pad = " ".repeat(number.len());
+        writeln!(f, "{pad} |")?;
+        writeln!(f, "{number} | {line}")?;
+        // The caret sits under the column counted in characters; tabs are kept so it lines up.
+        let indent: String = line
+            .chars()
+            .take(span.col.saturating_sub(1) as usize)
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        let carets = "^".repeat(span.len.max(1) as usize);
+        match label {
+            Some(label) => writeln!(f, "{pad} | {indent}{carets} {label}"),
+            None => writeln!(f, "{pad} | {indent}{carets}"),
+        }
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for d in &self.items {
+            writeln!(f, "error: {}", d.message)?;
+            self.render_snippet(f, &d.span, d.label.as_deref())?;
+            if let Some(related) = &d.related {
+                writeln!(f, "   = note: {}", related.label)?;
+                self.render_snippet(f, &related.span, None)?;
+            }
+            if let Some(help) = &d.help {
+                writeln!(f, "   = help: {help}")?;
+            }
+            writeln!(f)?;
+        }
+        let n = self.items.len();
+        write!(
+            f,
+            "error: the policy has {n} problem{}",
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+impl IntoIterator for Diagnostics {
+    type Item = Diagnostic;
+    type IntoIter = std::vec::IntoIter<Diagnostic>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.into_iter()
+    }
+}
+
+/// Levenshtein distance, for ``did you mean `x`?``.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        if let Some(first) = cur.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev.get(j).copied().unwrap_or(0) + usize::from(ca != *cb);
+            let del = prev.get(j + 1).copied().unwrap_or(0) + 1;
+            let ins = cur.get(j).copied().unwrap_or(0) + 1;
+            if let Some(slot) = cur.get_mut(j + 1) {
+                *slot = sub.min(del).min(ins);
+            }
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev.last().copied().unwrap_or(0)
+}
+
+/// The closest candidate within a third of the word's length (at least 1 edit), if any.
+pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let limit = word.chars().count().div_ceil(3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| format!("did you mean `{c}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distance_and_suggestion() {
+        assert_eq!(edit_distance("admni", "admin"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(
+            suggest("admni", ["reader", "admin"]).as_deref(),
+            Some("did you mean `admin`?")
+        );
+        assert_eq!(suggest("zzz", ["reader", "admin"]), None);
+    }
+
+    #[test]
+    fn renders_like_rustc() {
+        let mut d = Diagnostics::new();
+        d.add_source("p.yaml", "routes:\n  - roles: [admni]\n");
+        let span = Span {
+            file: "p.yaml".into(),
+            line: 2,
+            col: 14,
+            len: 5,
+        };
+        d.push(
+            Diagnostic::new(span, "routes[0].roles[0]", "unknown role `admni`")
+                .label("not defined under `roles:`")
+                .help("did you mean `admin`?"),
+        );
+        let text = d.to_string();
+        assert_eq!(
+            text,
+            "error: unknown role `admni`\n  --> p.yaml:2:14\n  |\n2 |   - roles: [admni]\n  |              ^^^^^ not defined under `roles:`\n   = help: did you mean `admin`?\n\nerror: the policy has 1 problem"
+        );
+        let json = d.to_json();
+        assert_eq!(json[0]["line"], 2);
+        assert_eq!(json[0]["col"], 14);
+        assert_eq!(json[0]["help"], "did you mean `admin`?");
+    }
+}

@@ -1,0 +1,184 @@
+//! Reading the policy: the main file, its includes, and YAML errors turned into diagnostics.
+
+use crate::Config;
+use crate::convert::{Ctx, Parts, convert};
+use crate::diag::{Diagnostic, Diagnostics, Span, suggest};
+use crate::env::substitute;
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+/// Where includes may be read from.
+pub(crate) enum Includes<'a> {
+    /// Relative to this directory, from the file system.
+    From(&'a Path),
+    /// Not at all (checking a text on its own, e.g. under a fuzzer).
+    Refused,
+}
+
+/// Turns serde-saphyr's error into one of ours, in our message style.
+fn yaml_error(file: &str, err: &serde_saphyr::Error) -> Diagnostic {
+    let loc = err.location();
+    let span = Span {
+        file: file.to_owned(),
+        line: loc
+            .map_or(1, |l| u32::try_from(l.line()).unwrap_or(u32::MAX))
+            .max(1),
+        col: loc
+            .map_or(1, |l| u32::try_from(l.column()).unwrap_or(u32::MAX))
+            .max(1),
+        len: loc
+            .map_or(1, |l| u32::try_from(l.span().len()).unwrap_or(1))
+            .max(1),
+    };
+    let raw = err.without_snippet().to_string();
+    let msg = match raw.rfind(" at line ") {
+        Some(i) => raw.get(..i).unwrap_or(&raw).to_owned(),
+        None => raw,
+    };
+    if let Some(rest) = msg.strip_prefix("unknown field `")
+        && let Some((field, expected)) = rest.split_once('`')
+    {
+        let options: Vec<String> = expected
+            .trim_start_matches(", expected ")
+            .trim_start_matches("one of ")
+            .split(", ")
+            .map(|o| o.trim_matches('`').to_owned())
+            .filter(|o| !o.is_empty() && !o.contains(' '))
+            .collect();
+        let help = suggest(field, options.iter().map(String::as_str)).or_else(|| {
+            (!options.is_empty()).then(|| {
+                let list: Vec<String> = options.iter().map(|o| format!("`{o}`")).collect();
+                format!("expected one of {}", list.join(", "))
+            })
+        });
+        return Diagnostic::new(span, field, format!("unknown key `{field}`"))
+            .label("not part of the policy format here")
+            .maybe_help(help);
+    }
+    if let Some(rest) = msg.strip_prefix("missing field `")
+        && let Some((field, _)) = rest.split_once('`')
+    {
+        return Diagnostic::new(span, field, format!("missing key `{field}`"))
+            .label(format!("`{field}` is required in this mapping"));
+    }
+    if let Some(rest) = msg.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return Diagnostic::new(span, key, format!("duplicate key `{key}`"))
+            .label("this key appears earlier in the same mapping");
+    }
+    Diagnostic::new(span, "", msg)
+}
+
+fn read(path: &Path, diags: &mut Diagnostics, at: Option<Span>) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            let span = at.unwrap_or(Span {
+                file: path.display().to_string(),
+                line: 1,
+                col: 1,
+                len: 1,
+            });
+            diags.push(Diagnostic::new(
+                span,
+                "include",
+                format!("cannot read `{}`: {e}", path.display()),
+            ));
+            None
+        }
+    }
+}
+
+fn parse<T: DeserializeOwned>(file: &str, text: &str, diags: &mut Diagnostics) -> Option<T> {
+    diags.add_source(file, text);
+    match serde_saphyr::from_str::<T>(text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            diags.push(yaml_error(file, &e));
+            None
+        }
+    }
+}
+
+/// Parses `text` (named `file`), reads its includes, validates and compiles.
+pub(crate) fn load_text(
+    file: &str,
+    text: &str,
+    includes: Includes<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Diagnostics> {
+    let mut diags = Diagnostics::new();
+    let main: Option<crate::file::FileConfig> = parse(file, text, &mut diags);
+    let Some(main) = main else {
+        return Err(diags);
+    };
+    let mut parts = Vec::new();
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for (i, inc) in main.include.iter().enumerate() {
+        let key = format!("include[{i}]");
+        let mut ctx = Ctx::new(Diagnostics::new(), env);
+        ctx.file = file.to_owned();
+        let span = ctx.span(&inc.referenced);
+        let name = substitute(&inc.value, env).ok();
+        let dir = match &includes {
+            Includes::From(dir) => *dir,
+            Includes::Refused => {
+                diags.push(Diagnostic::new(
+                    span,
+                    key,
+                    "includes are not available when checking a text on its own",
+                ));
+                continue;
+            }
+        };
+        let Some(name) = name else {
+            // Report the substitution problem through the usual path.
+            let _ = ctx.text(inc, &key);
+            for d in ctx.diags {
+                diags.push(d);
+            }
+            continue;
+        };
+        let path = dir.join(&name);
+        if seen.contains(&path) {
+            diags.push(Diagnostic::new(
+                span,
+                key,
+                format!("`{name}` is included twice"),
+            ));
+            continue;
+        }
+        seen.push(path.clone());
+        let Some(inc_text) = read(&path, &mut diags, Some(span)) else {
+            continue;
+        };
+        let inc_file = path.display().to_string();
+        if let Some(parsed) = parse(&inc_file, &inc_text, &mut diags) {
+            parts.push((inc_file, parsed));
+        }
+    }
+    let ctx = Ctx::new(diags, env);
+    convert(
+        Parts {
+            main: (file.to_owned(), main),
+            includes: parts,
+        },
+        ctx,
+    )
+}
+
+/// Reads a policy file from disk.
+pub(crate) fn load_file(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Diagnostics> {
+    let mut diags = Diagnostics::new();
+    let Some(text) = read(path, &mut diags, None) else {
+        return Err(diags);
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    load_text(&path.display().to_string(), &text, Includes::From(dir), env)
+}

@@ -1,0 +1,252 @@
+//! The validated policy: plain types built from the file by [`crate::convert`].
+//!
+//! Nothing here derives `Deserialize`: the only way in is through validation.
+
+use crate::pattern::{HostPattern, PathPattern};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A listening socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    pub address: SocketAddr,
+    pub tls: Option<ListenerTls>,
+}
+
+/// Certificate chain and private key files (PEM) of a TLS listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerTls {
+    pub cert: String,
+    pub key: String,
+}
+
+/// Which kind of token an issuer or a route accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TokenUse {
+    /// Access tokens only (Cognito `token_use: access`).
+    #[default]
+    Access,
+    /// ID tokens only (Cognito `token_use: id`).
+    Id,
+    /// Either.
+    Any,
+}
+
+impl TokenUse {
+    /// Whether a token whose `token_use` claim is `actual` is acceptable.
+    pub fn accepts(self, actual: Option<&str>) -> bool {
+        match self {
+            TokenUse::Any => true,
+            TokenUse::Access => actual == Some("access"),
+            TokenUse::Id => actual == Some("id"),
+        }
+    }
+}
+
+/// Where an issuer's keys come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// A Cognito user pool: issuer and JWKS URL are derived.
+    Cognito {
+        region: String,
+        user_pool_id: String,
+    },
+    /// An explicit issuer and JWKS URL.
+    Explicit { issuer: String, jwks_url: String },
+    /// An issuer whose JWKS URL comes from `{issuer}/.well-known/openid-configuration`.
+    Discovery { issuer: String },
+}
+
+impl KeySource {
+    /// The expected `iss` claim.
+    pub fn issuer(&self) -> String {
+        match self {
+            KeySource::Cognito {
+                region,
+                user_pool_id,
+            } => format!("https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"),
+            KeySource::Explicit { issuer, .. } | KeySource::Discovery { issuer } => issuer.clone(),
+        }
+    }
+}
+
+/// JWKS fetch timings; `None` keeps the authorizer's default.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct JwksTimings {
+    /// Background refresh period.
+    pub refresh_interval: Option<Duration>,
+    /// Least time between two fetches triggered by unknown `kid`s.
+    pub min_refetch_interval: Option<Duration>,
+    /// Timeout of one whole fetch.
+    pub fetch_timeout: Option<Duration>,
+    /// How long the last good keys stay usable while fetches fail.
+    pub max_stale: Option<Duration>,
+}
+
+/// A token issuer, in the policy file's terms (the proxy converts it to the authorizer's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issuer {
+    /// The name routes refer to.
+    pub name: String,
+    pub source: KeySource,
+    /// Cognito token shape (`token_use`, `client_id`, `cognito:groups`); always true for `cognito:`.
+    pub cognito_style: bool,
+    /// Accepted `client_id` (access tokens) / `aud` (ID tokens); empty accepts any.
+    pub app_clients: Vec<String>,
+    /// Accepted `aud` values for non-Cognito tokens; empty accepts any.
+    pub audiences: Vec<String>,
+    pub token_use: TokenUse,
+    /// Clock skew tolerated on `exp`/`nbf`/`iat`.
+    pub leeway: Duration,
+    /// Accepted JWS `alg` values (default `RS256`).
+    pub algorithms: Vec<String>,
+    pub jwks: JwksTimings,
+}
+
+/// How requests are spread over an upstream's targets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    /// Consistent hashing on a request key.
+    ConsistentHash(HashKey),
+}
+
+/// The request property consistent hashing uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HashKey {
+    /// A request header (lowercase name).
+    Header(String),
+    /// A claim of the verified token.
+    Claim(String),
+    /// The normalised path.
+    Path,
+    /// The client's IP address.
+    ClientIp,
+}
+
+/// Active health checking of an upstream's targets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+}
+
+/// Upstream connection timeouts; `None` leaves the proxy's default.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Timeouts {
+    pub connect: Option<Duration>,
+    pub read: Option<Duration>,
+    pub write: Option<Duration>,
+    pub idle: Option<Duration>,
+}
+
+/// TLS towards an upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// Server name sent and verified; defaults to the target's host.
+    pub sni: Option<String>,
+    /// Whether the certificate is verified (default true).
+    pub verify: bool,
+}
+
+/// A pool of backends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upstream {
+    pub name: String,
+    /// `host:port` strings (hosts may be names; the proxy resolves them).
+    pub targets: Vec<String>,
+    pub balance: Balance,
+    pub health_check: Option<HealthCheck>,
+    pub timeouts: Timeouts,
+    pub tls: Option<UpstreamTls>,
+    /// Speak HTTP/2 to the backend.
+    pub h2: bool,
+}
+
+/// CORS preflight answered by the proxy for a route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cors {
+    /// Exact origins, or `*`.
+    pub allow_origins: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age: Option<Duration>,
+}
+
+/// What a non-public route asks of the token before roles are consulted.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct AuthRequirement {
+    /// The issuer (by name) the token must come from; `None` accepts any configured issuer.
+    pub issuer: Option<String>,
+    /// `None` defers to the issuer's `token_use`.
+    pub token_use: Option<TokenUse>,
+    /// At least one of these scopes (if any are listed).
+    pub scopes_any_of: Vec<String>,
+    /// Every one of these scopes.
+    pub scopes_all_of: Vec<String>,
+    /// The identity must hold at least one of these roles (indices into `Config::roles`).
+    pub roles: Vec<usize>,
+}
+
+/// A route: where matching requests go and what they need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The route's name (`name:`, or `routes[i]` of its file).
+    pub name: String,
+    pub host: HostPattern,
+    pub path: PathPattern,
+    pub methods: crate::method::MethodSet,
+    /// The upstream's name and its index in `Config::upstreams`.
+    pub upstream: String,
+    pub upstream_index: usize,
+    /// Allowed without a token (no roles consulted).
+    pub public: bool,
+    pub auth: AuthRequirement,
+    pub cors: Option<Cors>,
+    /// Whether the `Authorization` header is passed to the backend (default true).
+    pub forward_token: bool,
+    /// Extra headers set from claims for this route: (header name, claim name).
+    pub headers: Vec<(String, String)>,
+}
+
+/// Headers carrying the verified identity to backends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityHeaders {
+    /// Prefix of every identity header; client headers with it are removed (default `x-auth-`).
+    pub prefix: String,
+    /// (header suffix, claim name): `x-auth-sub: <sub>`.
+    pub claims: Vec<(String, String)>,
+}
+
+impl Default for IdentityHeaders {
+    fn default() -> Self {
+        Self {
+            prefix: "x-auth-".into(),
+            claims: vec![
+                ("sub".into(), "sub".into()),
+                ("issuer".into(), "iss".into()),
+                ("groups".into(), "cognito:groups".into()),
+            ],
+        }
+    }
+}
+
+/// Request limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest total size of request headers accepted (default 32 KiB).
+    pub max_request_header_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_header_bytes: 32 * 1024,
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Load-time detection of routes that can never win, or can never be told apart.
+//!
+//! With "most specific wins", a route can only be hidden by another of exactly the same host
+//! pattern and path shape (`*` and `{name}` count as the same shape): a more specific route
+//! always matches strictly fewer requests at the position where the two differ. So only such
+//! pairs are compared, by their methods:
+//! - both any-method, or the later's methods all covered by the earlier's: the later route is
+//!   unreachable (error naming both);
+//! - some methods in common: those requests cannot be told apart (error naming both);
+//! - one any-method and one with a list: fine, the listed methods win for those methods.
+
+use crate::convert::Ctx;
+use crate::diag::{Diagnostic, Span};
+use crate::model::Route;
+use crate::pattern::{HostPattern, Seg};
+use std::collections::HashMap;
+
+pub(crate) fn check(ctx: &mut Ctx<'_>, routes: &[Route], spans: &[Span]) {
+    let mut groups: HashMap<(&HostPattern, Vec<Seg>), Vec<usize>> = HashMap::new();
+    for (i, r) in routes.iter().enumerate() {
+        groups.entry((&r.host, r.path.shape())).or_default().push(i);
+    }
+    let mut found: Vec<(usize, usize, bool)> = Vec::new();
+    for members in groups.values() {
+        for (n, &b) in members.iter().enumerate() {
+            for &a in members.iter().take(n) {
+                let (Some(ra), Some(rb)) = (routes.get(a), routes.get(b)) else {
+                    continue;
+                };
+                let (ma, mb) = (ra.methods, rb.methods);
+                if ma.is_any() != mb.is_any() {
+                    continue;
+                }
+                if ma.covers(&mb) {
+                    found.push((a, b, true));
+                    break;
+                }
+                if ma.intersects(&mb) {
+                    found.push((a, b, false));
+                    break;
+                }
+            }
+        }
+    }
+    found.sort_unstable();
+    for (a, b, unreachable) in found {
+        let (Some(ra), Some(rb), Some(sa), Some(sb)) =
+            (routes.get(a), routes.get(b), spans.get(a), spans.get(b))
+        else {
+            continue;
+        };
+        let what = format!("`{}{}`", host_prefix(&ra.host), ra.path.raw);
+        let d = if unreachable {
+            Diagnostic::new(
+                sb.clone(),
+                rb.name.clone(),
+                format!(
+                    "route `{}` can never match: route `{}` matches the same requests",
+                    rb.name, ra.name
+                ),
+            )
+            .label(format!(
+                "same host, path shape and methods as `{}`",
+                ra.name
+            ))
+            .help("remove one of them, or make their paths or methods differ")
+        } else {
+            let common: Vec<&str> = ra
+                .methods
+                .names()
+                .into_iter()
+                .filter(|m| rb.methods.contains(m))
+                .collect();
+            Diagnostic::new(
+                sb.clone(),
+                rb.name.clone(),
+                format!(
+                    "routes `{}` and `{}` cannot be told apart for `{}` {what}",
+                    ra.name,
+                    rb.name,
+                    common.join("`, `")
+                ),
+            )
+            .label("overlapping methods")
+            .help("give each method to one route only")
+        };
+        ctx.push(d.related(
+            sa.clone(),
+            format!(
+                "route `{}` is defined at {}:{}:{}",
+                ra.name, sa.file, sa.line, sa.col
+            ),
+        ));
+    }
+}
+
+fn host_prefix(h: &HostPattern) -> String {
+    match h {
+        HostPattern::Any => String::new(),
+        other => other.to_string(),
+    }
+}
