@@ -6,18 +6,20 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything the server needs at start-up. Listeners and the admin address are fixed for the
 /// life of the process; the rest can be swapped by a reload (see [`crate::gate::GateState`]).
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
+    /// The compiled policy: routes, roles, role mapping, issuers.
+    pub policy: Arc<poolgate_policies::Config>,
     pub listeners: Vec<ListenerSpec>,
     /// Address of the admin listener (`/metrics`, `/healthz`, `/readyz`); `None` disables it.
     pub admin: Option<SocketAddr>,
     pub server: ServerSpec,
     pub upstreams: Vec<UpstreamSpec>,
-    pub routes: Vec<RouteSpec>,
     pub identity: IdentitySettings,
     /// `realm` of the `WWW-Authenticate` challenge.
     pub realm: String,
@@ -25,17 +27,18 @@ pub struct ProxyConfig {
     pub max_request_header_bytes: usize,
 }
 
-impl Default for ProxyConfig {
-    fn default() -> Self {
+impl ProxyConfig {
+    /// Defaults around `policy`, with nothing converted from it yet (see [`crate::convert`]).
+    pub fn new(policy: Arc<poolgate_policies::Config>) -> Self {
         Self {
+            policy,
             listeners: Vec::new(),
             admin: None,
             server: ServerSpec::default(),
             upstreams: Vec::new(),
-            routes: Vec::new(),
             identity: IdentitySettings::default(),
             realm: "poolgate".to_owned(),
-            max_request_header_bytes: 64 * 1024,
+            max_request_header_bytes: 32 * 1024,
         }
     }
 }
@@ -83,7 +86,7 @@ impl Default for ServerSpec {
 }
 
 /// How a pool picks a target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Balance {
     #[default]
     RoundRobin,
@@ -92,13 +95,16 @@ pub enum Balance {
 }
 
 /// What consistent hashing hashes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum HashKey {
     #[default]
     ClientIp,
-    /// The verified `sub` (falls back to the client address on public routes).
-    Subject,
+    /// The (normalised) path.
     Path,
+    /// A request header (lowercase name); falls back to the client address when absent.
+    Header(String),
+    /// A claim of the verified token, e.g. `sub`; falls back to the client address.
+    Claim(String),
 }
 
 /// One upstream pool.
@@ -138,6 +144,8 @@ impl UpstreamSpec {
 pub struct HealthCheckSpec {
     pub path: String,
     pub interval: Duration,
+    /// Connect and read timeout of one probe.
+    pub timeout: Duration,
     /// Consecutive results needed to flip a target's state.
     pub healthy_after: usize,
     pub unhealthy_after: usize,
@@ -148,6 +156,7 @@ impl Default for HealthCheckSpec {
         Self {
             path: "/healthz".to_owned(),
             interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(1),
             healthy_after: 1,
             unhealthy_after: 1,
         }
@@ -185,23 +194,12 @@ pub struct UpstreamTls {
     pub verify: bool,
 }
 
-/// One entry of the interim route table (replaced by the policy engine's matcher).
-#[derive(Debug, Clone)]
-pub struct RouteSpec {
-    pub name: String,
-    pub host: Option<String>,
-    /// Path prefix on segment boundaries: `/api` matches `/api` and `/api/x`, not `/apix`.
-    pub path_prefix: String,
-    pub upstream: String,
-    pub public: bool,
-}
-
 /// Identity headers sent to backends.
 #[derive(Debug, Clone)]
 pub struct IdentitySettings {
     /// Every client header starting with this (or with `-` read as `_`) is removed.
     pub prefix: String,
-    /// `(claim, header suffix)` pairs added after the built-in headers.
+    /// `(claim, header suffix)` pairs added after (and overriding) the built-in headers.
     pub claim_headers: Vec<(String, String)>,
 }
 

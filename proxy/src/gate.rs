@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! request_filter           request id · head size · normalise path · match route ·
-//!                          (token → verify → roles → decide)  ── deny → respond::send, stop
+//!                          CORS preflight · token → verify → roles → decide ·
+//!                          identity headers computed   ── deny → respond::send, stop
 //! upstream_peer            route's pool → healthy target not yet tried   (none → 503)
 //! fail_to_connect          count; retry on another target while untried ones remain
 //! upstream_request_filter  strip client x-auth-*, add verified identity, X-Forwarded-*,
@@ -20,42 +21,78 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
+use poolgate_authorizer::{AuthError, Identity, Requirement};
+use poolgate_policies as pol;
 
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::config::{HashKey, IdentitySettings, ProxyConfig};
-use crate::headers;
+use crate::convert;
+use crate::cors;
+use crate::headers::{self, IdentityView};
 use crate::metrics::Metrics;
 use crate::respond::{self, Denial};
-use crate::routes::{self, RouteTable};
 use crate::upstreams::{Upstream, UpstreamError, Upstreams};
+use crate::verifier::TokenVerifier;
 
 /// Error type name used when a pool has no healthy target left.
 const NO_HEALTHY_UPSTREAM: &str = "no_healthy_upstream";
 
 /// The part of the configuration a reload swaps, read once per request.
-#[derive(Debug)]
 pub struct GateState {
-    pub routes: RouteTable,
+    pub policy: Arc<pol::Config>,
     pub upstreams: Upstreams,
+    /// What each route (by index) asks of a token, built once.
+    requirements: Vec<Requirement>,
+    pub verifier: Option<Arc<dyn TokenVerifier>>,
     pub identity: IdentitySettings,
     pub realm: String,
     pub max_request_header_bytes: usize,
 }
 
+impl std::fmt::Debug for GateState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GateState")
+            .field("routes", &self.policy.routes.len())
+            .field("upstreams", &self.upstreams)
+            .field("verifier", &self.verifier.is_some())
+            .finish()
+    }
+}
+
 impl GateState {
-    /// Compiles routes and builds every upstream pool.
-    pub fn build(cfg: &ProxyConfig) -> Result<Self, UpstreamError> {
+    /// Builds every upstream pool and the per-route token requirements.
+    pub fn build(
+        cfg: &ProxyConfig,
+        verifier: Option<Arc<dyn TokenVerifier>>,
+    ) -> Result<Self, UpstreamError> {
+        let policy = cfg.policy.clone();
+        let requirements = policy
+            .routes
+            .iter()
+            .map(|r| Requirement {
+                issuer: r.auth.issuer.as_deref().map(Arc::from),
+                token_use: convert::token_use(policy.token_use_for(r)),
+                clients: None,
+            })
+            .collect();
         Ok(Self {
-            routes: RouteTable::new(&cfg.routes),
             upstreams: Upstreams::build(&cfg.upstreams)?,
+            requirements,
+            verifier,
             identity: cfg.identity.clone(),
             realm: cfg.realm.clone(),
             max_request_header_bytes: cfg.max_request_header_bytes,
+            policy,
         })
+    }
+
+    fn route(&self, index: usize) -> Option<&pol::Route> {
+        self.policy.routes.get(index)
     }
 }
 
@@ -66,8 +103,6 @@ pub struct Shared {
     pub access_log: AccessLog,
     /// Set once the configuration is loaded and serving can start.
     pub config_ready: AtomicBool,
-    /// Further readiness condition (every issuer has keys), when there is one.
-    pub extra_ready: Option<Box<dyn Fn() -> bool + Send + Sync>>,
 }
 
 impl Shared {
@@ -77,13 +112,18 @@ impl Shared {
             metrics,
             access_log,
             config_ready: AtomicBool::new(false),
-            extra_ready: None,
         }
     }
 
-    /// What `/readyz` reports.
+    /// What `/readyz` reports: configuration loaded and every issuer has keys.
     pub fn is_ready(&self) -> bool {
-        self.config_ready.load(Ordering::Acquire) && self.extra_ready.as_ref().is_none_or(|f| f())
+        self.config_ready.load(Ordering::Acquire)
+            && self
+                .state
+                .load()
+                .verifier
+                .as_ref()
+                .is_none_or(|v| v.is_ready())
     }
 }
 
@@ -93,15 +133,22 @@ pub struct RequestCtx {
     ts_ms: u128,
     request_id: String,
     state: Option<Arc<GateState>>,
-    route: Option<String>,
+    route_index: Option<usize>,
+    route_name: Option<String>,
     upstream: Option<Arc<Upstream>>,
+    identity: Option<Arc<Identity>>,
+    /// Identity headers for the backend, computed before any upstream is contacted.
+    identity_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The normalised path (with the original query) when it differs from what was sent.
+    rewritten_target: Option<String>,
+    /// `Access-Control-Allow-Origin` (and friends) for the answer of a CORS request.
+    cors_response: Vec<(&'static str, String)>,
     /// Targets already picked for this request (a retry goes elsewhere).
     tried: Vec<SocketAddr>,
     /// The latest connect failure is already in the upstream error counter.
     connect_failure_counted: bool,
     decision: &'static str,
     reason: Cow<'static, str>,
-    sub: Option<String>,
     /// Status of an answer poolgate wrote itself (denial or upstream failure).
     own_status: Option<u16>,
 }
@@ -115,13 +162,17 @@ impl RequestCtx {
                 .map_or(0, |d| d.as_millis()),
             request_id: String::new(),
             state: None,
-            route: None,
+            route_index: None,
+            route_name: None,
             upstream: None,
+            identity: None,
+            identity_headers: Vec::new(),
+            rewritten_target: None,
+            cors_response: Vec::new(),
             tried: Vec::new(),
             connect_failure_counted: false,
             decision: "deny",
             reason: Cow::Borrowed("-"),
-            sub: None,
             own_status: None,
         }
     }
@@ -144,56 +195,207 @@ impl Gate {
     }
 }
 
-/// Outcome of the admission steps of `request_filter`.
-struct Admitted {
-    route: String,
-    upstream: Arc<Upstream>,
-    reason: &'static str,
+/// What `request_filter` settles before anything is forwarded.
+enum Verdict {
+    Forward(Admitted),
+    /// A CORS preflight answered by the proxy itself.
+    Preflight {
+        route: String,
+        answer: respond::Answer,
+    },
 }
 
-/// Normalise, match, and (until the authorizer is wired in) admit only public routes.
-fn admit(state: &GateState, req: &RequestHeader) -> Result<Admitted, Denial> {
+struct Admitted {
+    route_index: usize,
+    route_name: String,
+    upstream: Arc<Upstream>,
+    reason: &'static str,
+    identity: Option<Arc<Identity>>,
+    roles: Vec<String>,
+    rewritten_target: Option<String>,
+    cors_response: Vec<(&'static str, String)>,
+}
+
+/// Normalise, match, verify, map roles, decide.
+/// `matched` receives the route's index as soon as one matches, so denials are counted by route.
+async fn admit(
+    state: &GateState,
+    req: &RequestHeader,
+    request_id: &str,
+    matched: &mut Option<usize>,
+) -> Result<Verdict, Denial> {
     if headers::request_head_size(req) > state.max_request_header_bytes {
         return Err(Denial::HeaderTooLarge);
     }
-    let path = routes::normalize_path(req.uri.path()).map_err(|code| Denial::BadPath {
-        reason: code.to_owned(),
+    let raw_path = req.uri.path();
+    let path = pol::normalize_path(raw_path).map_err(|e| Denial::BadPath {
+        reason: path_error_code(&e).to_owned(),
     })?;
     let host = req
         .headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri.host())
-        .map(routes::host_only);
-    let hit = state
-        .routes
-        .find(host.as_deref(), &path)
+        .unwrap_or("");
+    let header_str = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    let preflight_method = (req.method == http::Method::OPTIONS)
+        .then(|| header_str("access-control-request-method"))
+        .flatten();
+    let method = preflight_method.unwrap_or(req.method.as_str());
+    let policy = &state.policy;
+    let m = policy
+        .match_route(host, method, &path)
         .ok_or(Denial::NoRoute)?;
-    if !hit.public {
-        // Fail closed: without a verifier no protected route is ever forwarded.
-        let token = headers::bearer_token(
-            req.headers
-                .get(http::header::AUTHORIZATION)
-                .map(|v| v.as_bytes()),
-        );
-        return Err(match token {
-            None => Denial::MissingToken,
-            Some(_) => Denial::InvalidToken {
-                code: "no_verifier".to_owned(),
-                description: "no token verifier is configured".to_owned(),
-            },
+    let route = m.route;
+    *matched = Some(m.index);
+    let origin = header_str("origin");
+    if let (Some(acrm), Some(c)) = (preflight_method, &route.cors) {
+        let answer = cors::preflight(
+            c,
+            origin,
+            acrm,
+            header_str("access-control-request-headers"),
+            request_id,
+        )
+        .ok_or_else(|| Denial::Forbidden {
+            reason: "cors_not_allowed".to_owned(),
+        })?;
+        return Ok(Verdict::Preflight {
+            route: route.name.clone(),
+            answer,
         });
     }
     let upstream = state
         .upstreams
-        .get(hit.upstream)
+        .get(&route.upstream)
         .cloned()
         .ok_or(Denial::NoHealthyUpstream)?;
-    Ok(Admitted {
-        route: hit.name.to_owned(),
-        upstream,
-        reason: "public",
-    })
+    let rewritten_target = (path != raw_path).then(|| match req.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    });
+    let cors_response = route
+        .cors
+        .as_ref()
+        .map(|c| cors::response_headers(c, origin))
+        .unwrap_or_default();
+    let admitted =
+        |reason: &'static str, identity: Option<Arc<Identity>>, roles: Vec<String>| Admitted {
+            route_index: m.index,
+            route_name: route.name.clone(),
+            upstream: upstream.clone(),
+            reason,
+            identity,
+            roles,
+            rewritten_target: rewritten_target.clone(),
+            cors_response: cors_response.clone(),
+        };
+    if route.public {
+        return Ok(Verdict::Forward(admitted("public", None, Vec::new())));
+    }
+    let token = headers::bearer_token(
+        req.headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    );
+    let Some(token) = token else {
+        // No token: only the guest roles can allow; otherwise authenticating is the way forward.
+        let d = policy.decide(&m, method, &path, None);
+        return if d.allowed {
+            let roles = d.roles.iter().map(|r| (*r).to_owned()).collect();
+            Ok(Verdict::Forward(admitted(d.reason.code(), None, roles)))
+        } else {
+            Err(Denial::MissingToken)
+        };
+    };
+    let Some(verifier) = &state.verifier else {
+        return Err(Denial::InvalidToken {
+            code: "no_verifier".to_owned(),
+            description: "no token issuer is configured".to_owned(),
+        });
+    };
+    let requirement = state
+        .requirements
+        .get(m.index)
+        .cloned()
+        .unwrap_or_else(Requirement::any);
+    let identity = verifier
+        .verify(token, &requirement)
+        .await
+        .map_err(auth_denial)?;
+    let principal = pol::Principal {
+        issuer: &identity.issuer,
+        token_use: Some(identity.token_use.as_str()),
+        groups: &identity.groups,
+        scopes: &identity.scopes,
+        claims: &identity.claims,
+    };
+    let d = policy.decide(&m, method, &path, Some(&principal));
+    if d.allowed {
+        let roles = d.roles.iter().map(|r| (*r).to_owned()).collect();
+        Ok(Verdict::Forward(admitted(
+            d.reason.code(),
+            Some(identity.clone()),
+            roles,
+        )))
+    } else {
+        Err(reason_denial(d.reason, route))
+    }
+}
+
+/// A verification failure as the client's answer.
+pub fn auth_denial(e: AuthError) -> Denial {
+    match e {
+        AuthError::Missing => Denial::MissingToken,
+        AuthError::KeysUnavailable => Denial::KeysUnavailable,
+        other => Denial::InvalidToken {
+            code: other.code().to_owned(),
+            description: other.to_string(),
+        },
+    }
+}
+
+/// A policy refusal as the client's answer.
+pub fn reason_denial(reason: pol::Reason, route: &pol::Route) -> Denial {
+    match reason {
+        pol::Reason::NoRoute => Denial::NoRoute,
+        pol::Reason::NoToken => Denial::MissingToken,
+        pol::Reason::WrongIssuer | pol::Reason::WrongTokenUse => Denial::InvalidToken {
+            code: reason.code().to_owned(),
+            description: reason.code().replace('_', " "),
+        },
+        pol::Reason::Scope => Denial::InsufficientScope {
+            scopes: route
+                .auth
+                .scopes_any_of
+                .iter()
+                .chain(&route.auth.scopes_all_of)
+                .cloned()
+                .collect(),
+        },
+        other => Denial::Forbidden {
+            reason: other.code().to_owned(),
+        },
+    }
+}
+
+/// Stable short code of a path refusal.
+pub fn path_error_code(e: &pol::PathError) -> &'static str {
+    use pol::PathError as P;
+    match e {
+        P::NotOriginForm => "path_not_origin_form",
+        P::Backslash => "path_backslash",
+        P::EncodedSlash => "path_encoded_slash",
+        P::Control => "path_control_char",
+        P::BadEscape => "path_bad_escape",
+        P::InvalidUtf8 => "path_invalid_utf8",
+        P::NonAscii => "path_non_ascii",
+        P::InvalidChar(_) => "path_invalid_char",
+        P::Semicolon => "path_semicolon",
+        P::EncodedDotSegment => "path_encoded_dot_segment",
+        P::AboveRoot => "path_above_root",
+        P::Fragment => "path_fragment",
+    }
 }
 
 /// Maps a proxying error to the answer for the client; `None` when the client is gone.
@@ -238,7 +440,7 @@ fn hash_key<'a>(
     up: &Upstream,
     req: &'a RequestHeader,
     client: Option<&SocketAddr>,
-    sub: Option<&'a str>,
+    identity: Option<&'a Identity>,
 ) -> Cow<'a, [u8]> {
     let ip = || {
         Cow::Owned(
@@ -248,11 +450,47 @@ fn hash_key<'a>(
                 .into_bytes(),
         )
     };
-    match up.hash_key {
+    match &up.hash_key {
         HashKey::ClientIp => ip(),
         HashKey::Path => Cow::Borrowed(req.uri.path().as_bytes()),
-        HashKey::Subject => sub.map_or_else(ip, |s| Cow::Borrowed(s.as_bytes())),
+        HashKey::Header(h) => req
+            .headers
+            .get(h.as_str())
+            .map_or_else(ip, |v| Cow::Borrowed(v.as_bytes())),
+        HashKey::Claim(c) => match identity.and_then(|i| i.claims.get(c)) {
+            Some(serde_json::Value::String(s)) => Cow::Borrowed(s.as_bytes()),
+            Some(other) => Cow::Owned(other.to_string().into_bytes()),
+            None => ip(),
+        },
     }
+}
+
+/// The identity headers for an admitted request (empty without an identity).
+fn backend_identity_headers(
+    state: &GateState,
+    route: Option<&pol::Route>,
+    identity: Option<&Identity>,
+    roles: &[String],
+) -> Result<Vec<(HeaderName, HeaderValue)>, headers::HeaderError> {
+    let Some(id) = identity else {
+        return Ok(Vec::new());
+    };
+    let view = IdentityView {
+        issuer: &id.issuer,
+        sub: &id.sub,
+        username: id.username.as_deref(),
+        groups: &id.groups,
+        roles,
+        scopes: &id.scopes,
+        client_id: id.client_id.as_deref(),
+        token_use: id.token_use.as_str(),
+        claims: Some(&id.claims),
+    };
+    let mut out = headers::identity_headers(&view, &state.identity)?;
+    if let Some(route) = route {
+        out.extend(headers::route_claim_headers(&route.headers, &id.claims)?);
+    }
+    Ok(out)
 }
 
 fn client_inet(session: &Session) -> Option<SocketAddr> {
@@ -280,23 +518,46 @@ impl ProxyHttp for Gate {
         ctx.request_id =
             headers::request_id(req.headers.get(headers::REQUEST_ID).map(|v| v.as_bytes()));
         let state = self.shared.state.load_full();
-        let verdict = admit(&state, req);
-        ctx.state = Some(state);
-        match verdict {
-            Ok(a) => {
-                ctx.route = Some(a.route);
-                ctx.upstream = Some(a.upstream);
+        ctx.state = Some(state.clone());
+        let mut matched = None;
+        let verdict = admit(&state, req, &ctx.request_id, &mut matched).await;
+        ctx.route_name = matched.and_then(|i| state.route(i)).map(|r| r.name.clone());
+        let denial = match verdict {
+            Ok(Verdict::Forward(a)) => {
+                let route = state.route(a.route_index);
+                match backend_identity_headers(&state, route, a.identity.as_deref(), &a.roles) {
+                    Ok(h) => {
+                        ctx.identity_headers = h;
+                        ctx.route_index = Some(a.route_index);
+                        ctx.route_name = Some(a.route_name);
+                        ctx.upstream = Some(a.upstream);
+                        ctx.identity = a.identity;
+                        ctx.rewritten_target = a.rewritten_target;
+                        ctx.cors_response = a.cors_response;
+                        ctx.decision = "allow";
+                        ctx.reason = Cow::Borrowed(a.reason);
+                        return Ok(false);
+                    }
+                    Err(_) => Denial::IdentityUnrepresentable,
+                }
+            }
+            Ok(Verdict::Preflight { route, answer }) => {
+                ctx.route_name = Some(route);
                 ctx.decision = "allow";
-                ctx.reason = Cow::Borrowed(a.reason);
-                Ok(false)
+                ctx.reason = Cow::Borrowed("cors_preflight");
+                ctx.own_status = Some(answer.status);
+                respond::send(session, answer).await?;
+                return Ok(true);
             }
-            Err(denial) => {
-                ctx.deny(&denial);
-                let realm = ctx.state.as_ref().map_or("poolgate", |s| s.realm.as_str());
-                respond::send(session, respond::render(&denial, &ctx.request_id, realm)).await?;
-                Ok(true)
-            }
-        }
+            Err(d) => d,
+        };
+        ctx.deny(&denial);
+        respond::send(
+            session,
+            respond::render(&denial, &ctx.request_id, &state.realm),
+        )
+        .await?;
+        Ok(true)
     }
 
     async fn upstream_peer(
@@ -311,12 +572,16 @@ impl ProxyHttp for Gate {
             ));
         };
         let client = client_inet(session);
-        let key = hash_key(
-            &up,
-            session.req_header(),
-            client.as_ref(),
-            ctx.sub.as_deref(),
-        );
+        let key = if up.hashes() {
+            hash_key(
+                &up,
+                session.req_header(),
+                client.as_ref(),
+                ctx.identity.as_deref(),
+            )
+        } else {
+            Cow::Borrowed(&[][..])
+        };
         match up.select(&key, &ctx.tried) {
             Some(peer) => {
                 if let Some(addr) = peer._address.as_inet() {
@@ -367,6 +632,21 @@ impl ProxyHttp for Gate {
             ));
         };
         headers::strip_identity_headers(upstream_request, &state.identity.prefix);
+        let route = ctx.route_index.and_then(|i| state.route(i));
+        if let Some(route) = route {
+            for (name, _) in &route.headers {
+                upstream_request.remove_header(name.as_str());
+            }
+            if !route.forward_token {
+                upstream_request.remove_header(&http::header::AUTHORIZATION);
+            }
+        }
+        headers::apply_headers(upstream_request, std::mem::take(&mut ctx.identity_headers));
+        if let Some(target) = ctx.rewritten_target.as_deref()
+            && let Ok(uri) = target.parse::<http::Uri>()
+        {
+            upstream_request.set_uri(uri);
+        }
         headers::set_forwarded(
             upstream_request,
             client_inet(session).map(|a| a.ip()),
@@ -386,6 +666,9 @@ impl ProxyHttp for Gate {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         upstream_response.insert_header(headers::REQUEST_ID, ctx.request_id.as_str())?;
+        for (name, value) in &ctx.cors_response {
+            upstream_response.insert_header(*name, value.as_str())?;
+        }
         Ok(())
     }
 
@@ -438,7 +721,7 @@ impl ProxyHttp for Gate {
             .map(|r| r.status.as_u16())
             .or(ctx.own_status)
             .unwrap_or(0);
-        let route = ctx.route.as_deref().unwrap_or("-");
+        let route = ctx.route_name.as_deref().unwrap_or("-");
         let seconds = ctx.start.elapsed().as_secs_f64();
         self.shared
             .metrics
@@ -453,7 +736,7 @@ impl ProxyHttp for Gate {
             status,
             decision: ctx.decision,
             reason: &ctx.reason,
-            sub: ctx.sub.as_deref(),
+            sub: ctx.identity.as_deref().map(|i| i.sub.as_str()),
             upstream: ctx.upstream.as_ref().map(|u| u.name.as_str()),
             latency_ms: seconds * 1000.0,
         });

@@ -96,6 +96,26 @@ pub fn identity_headers(
     Ok(out)
 }
 
+/// Route-specific `(full header name, claim)` headers; an absent claim gives no header
+/// (the gate removes any client-sent header of that name regardless).
+pub fn route_claim_headers(
+    pairs: &[(String, String)],
+    claims: &serde_json::Map<String, Value>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, HeaderError> {
+    let mut out = Vec::with_capacity(pairs.len());
+    for (header, claim) in pairs {
+        let Some(value) = claims.get(claim) else {
+            continue;
+        };
+        let text = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        push(&mut out, "", &header.to_ascii_lowercase(), &text)?;
+    }
+    Ok(out)
+}
+
 fn json_array(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }

@@ -5,7 +5,10 @@
 //! - [`config`]: runtime settings (what the policy file converts into)
 //! - [`server`]: building the pingora `Server`, listeners, shutdown timings
 //! - [`gate`]: the `ProxyHttp` hooks and the per-request context (phase chart there)
-//! - [`routes`]: interim route table and path check (until the policy engine is wired)
+//! - [`convert`]: policy file model → runtime settings and authorizer issuers
+//! - [`verifier`]: the token-verification seam (the authorizer implements it)
+//! - [`explain`]: `poolgate explain`
+//! - [`cors`]: preflights answered at the edge, CORS response headers
 //! - [`upstreams`]: load-balanced pools, prebuilt peers, health checks
 //! - [`headers`]: identity scrubbing/injection, request id, `X-Forwarded-*`
 //! - [`respond`]: the one place a denial becomes an HTTP answer
@@ -15,13 +18,16 @@
 pub mod access_log;
 pub mod admin;
 pub mod config;
+pub mod convert;
+pub mod cors;
+pub mod explain;
 pub mod gate;
 pub mod headers;
 pub mod metrics;
 pub mod respond;
-pub mod routes;
 pub mod server;
 pub mod upstreams;
+pub mod verifier;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -48,11 +54,16 @@ pub struct Prepared {
     pub shared: Arc<Shared>,
 }
 
-/// Builds everything for `cfg`; the caller runs `prepared.server`.
-pub fn prepare(cfg: &ProxyConfig, access_log: AccessLog) -> Result<Prepared, StartError> {
+/// Builds everything for `cfg`; the caller runs `prepared.server`. `verifier` checks bearer
+/// tokens (`None`: every token is refused, only public and guest-allowed routes pass).
+pub fn prepare(
+    cfg: &ProxyConfig,
+    verifier: Option<Arc<dyn verifier::TokenVerifier>>,
+    access_log: AccessLog,
+) -> Result<Prepared, StartError> {
     server::install_crypto_provider();
     let metrics = Metrics::new()?;
-    let state = GateState::build(cfg)?;
+    let state = GateState::build(cfg, verifier)?;
     let shared = Arc::new(Shared::new(state, metrics, access_log));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1,12 +1,13 @@
 //! The `poolgate` command line.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use poolgate_proxy::access_log::AccessLog;
-use poolgate_proxy::config::{ListenerSpec, ProxyConfig, RouteSpec, UpstreamSpec};
+use poolgate_proxy::{convert, explain};
 
 #[derive(Parser)]
 #[command(
@@ -19,6 +20,12 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the proxy on a policy file.
@@ -29,25 +36,31 @@ enum Command {
         #[arg(long)]
         upgrade: bool,
     },
-    /// Validate a policy file and print every problem.
+    /// Validate a policy file and print every problem (exit 0 clean, 1 not).
     Check {
         #[arg(short, long)]
         config: PathBuf,
-        #[arg(long, default_value = "human")]
-        format: String,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
     },
     /// Show the route, roles and decision for one request.
     Explain {
         #[arg(short, long)]
         config: PathBuf,
-        #[arg(long)]
+        #[arg(long, default_value = "GET")]
         method: String,
         #[arg(long)]
         path: String,
-        #[arg(long)]
+        #[arg(long, default_value = "localhost")]
+        host: String,
+        /// A token whose claims to use (decoded, not verified).
+        #[arg(long, conflicts_with = "claims")]
         token: Option<String>,
+        /// Claims as a JSON object.
         #[arg(long)]
         claims: Option<String>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
     },
     /// Local issuer, demo backend and proxy in one process.
     Demo,
@@ -81,55 +94,160 @@ fn main() -> ExitCode {
     poolgate_proxy::server::install_crypto_provider();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     match Cli::parse().command {
+        Command::Run { config, upgrade } => run(&config, upgrade),
+        Command::Check { config, format } => check(&config, format),
+        Command::Explain {
+            config,
+            method,
+            path,
+            host,
+            token,
+            claims,
+            format,
+        } => explain_cmd(
+            &config,
+            &host,
+            &method,
+            &path,
+            token.as_deref(),
+            claims.as_deref(),
+            format,
+        ),
         Command::Passthrough {
             listen,
             upstream,
             admin,
             threads,
             no_access_log,
-        } => {
-            let mut cfg = ProxyConfig {
-                listeners: vec![ListenerSpec {
-                    address: listen,
-                    tls: None,
-                }],
-                admin,
-                upstreams: vec![UpstreamSpec::new("upstream", vec![upstream])],
-                routes: vec![RouteSpec {
-                    name: "all".into(),
-                    host: None,
-                    path_prefix: "/".into(),
-                    upstream: "upstream".into(),
-                    public: true,
-                }],
-                ..ProxyConfig::default()
-            };
-            cfg.server.threads = threads;
-            let log = if no_access_log {
-                AccessLog::Off
-            } else {
-                AccessLog::Stdout
-            };
-            match poolgate_proxy::prepare(&cfg, log) {
-                Ok(p) => p.server.run_forever(),
-                Err(e) => fail(&e.to_string()),
-            }
+        } => passthrough(listen, &upstream, admin, threads, no_access_log),
+        Command::Demo => {
+            fail("`demo` needs the authorizer's test issuer, which is not wired in yet")
         }
-        Command::Run { .. } => fail(
-            "`run` needs the policy file loader (poolgate-policies), which is not wired in yet",
-        ),
-        Command::Check { .. } => fail(
-            "`check` needs the policy file loader (poolgate-policies), which is not wired in yet",
-        ),
-        Command::Explain { .. } => {
-            fail("`explain` needs the policy engine (poolgate-policies), which is not wired in yet")
-        }
-        Command::Demo => fail(
-            "`demo` needs the authorizer's test issuer and the policy engine, which are not wired in yet",
-        ),
         Command::Token { .. } => {
             fail("`token` needs the authorizer's token minting, which is not wired in yet")
         }
+    }
+}
+
+fn load(path: &Path) -> Result<poolgate_policies::Config, ExitCode> {
+    poolgate_policies::load(path).map_err(|d| {
+        eprintln!("{d}");
+        ExitCode::from(1)
+    })
+}
+
+fn run(path: &Path, upgrade: bool) -> ExitCode {
+    let policy = match load(path) {
+        Ok(p) => Arc::new(p),
+        Err(code) => return code,
+    };
+    if !policy.issuers.is_empty() {
+        log::warn!("token verification is not wired in yet: every bearer token is refused (401)");
+    }
+    let mut cfg = convert::proxy_config(policy);
+    cfg.server.upgrade = upgrade;
+    match poolgate_proxy::prepare(&cfg, None, AccessLog::Stdout) {
+        Ok(p) => p.server.run_forever(),
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn check(path: &Path, format: Format) -> ExitCode {
+    match (poolgate_policies::load(path), format) {
+        (Ok(p), Format::Human) => {
+            println!(
+                "ok: {} — {} routes, {} upstreams, {} issuers, {} roles",
+                path.display(),
+                p.routes.len(),
+                p.upstreams.len(),
+                p.issuers.len(),
+                p.roles.len()
+            );
+            ExitCode::SUCCESS
+        }
+        (Ok(_), Format::Json) => {
+            println!("{}", serde_json::json!({"ok": true, "problems": []}));
+            ExitCode::SUCCESS
+        }
+        (Err(d), Format::Human) => {
+            eprintln!("{d}");
+            ExitCode::from(1)
+        }
+        (Err(d), Format::Json) => {
+            println!(
+                "{}",
+                serde_json::json!({"ok": false, "problems": d.to_json()})
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn explain_cmd(
+    path: &Path,
+    host: &str,
+    method: &str,
+    req_path: &str,
+    token: Option<&str>,
+    claims: Option<&str>,
+    format: Format,
+) -> ExitCode {
+    let policy = match load(path) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let claims = match (token, claims) {
+        (Some(t), _) => explain::token_claims(t).map(Some),
+        (None, Some(c)) => explain::parse_claims(c).map(Some),
+        (None, None) => Ok(None),
+    };
+    let claims = match claims {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let v = explain::explain(
+        &policy,
+        host,
+        &method.to_ascii_uppercase(),
+        req_path,
+        claims.as_ref(),
+    );
+    match format {
+        Format::Human => print!("{}", explain::human(&v)),
+        Format::Json => println!("{v}"),
+    }
+    ExitCode::SUCCESS
+}
+
+fn passthrough(
+    listen: SocketAddr,
+    upstream: &str,
+    admin: Option<SocketAddr>,
+    threads: usize,
+    no_log: bool,
+) -> ExitCode {
+    let text = format!(
+        "version: 1\nupstreams:\n  upstream:\n    targets: [\"{upstream}\"]\nroutes:\n  - match: {{ path: \"/**\" }}\n    upstream: upstream\n    public: true\n"
+    );
+    let policy = match poolgate_policies::load_str("passthrough.yaml", &text, &|_| None) {
+        Ok(p) => Arc::new(p),
+        Err(d) => return fail(&d.to_string()),
+    };
+    let mut cfg = convert::proxy_config(policy);
+    cfg.listeners = vec![poolgate_proxy::config::ListenerSpec {
+        address: listen,
+        tls: None,
+    }];
+    cfg.admin = admin;
+    cfg.server.threads = threads;
+    let log = if no_log {
+        AccessLog::Off
+    } else {
+        AccessLog::Stdout
+    };
+    match poolgate_proxy::prepare(&cfg, None, log) {
+        Ok(p) => p.server.run_forever(),
+        Err(e) => fail(&e.to_string()),
     }
 }
 

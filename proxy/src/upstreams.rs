@@ -82,8 +82,8 @@ impl Upstream {
                 Pool::Consistent(lb)
             }
         };
-        let hash_key = match spec.balance {
-            Balance::ConsistentHash(k) => k,
+        let hash_key = match &spec.balance {
+            Balance::ConsistentHash(k) => k.clone(),
             Balance::RoundRobin => HashKey::ClientIp,
         };
         Ok(Self {
@@ -335,7 +335,7 @@ mod tests {
     fn consistent_hash_is_sticky() {
         let mut spec =
             UpstreamSpec::new("app", (1..=5).map(|p| format!("127.0.0.1:{p}")).collect());
-        spec.balance = Balance::ConsistentHash(HashKey::Subject);
+        spec.balance = Balance::ConsistentHash(HashKey::Claim("sub".into()));
         let up = Upstream::build(&spec).unwrap();
         assert!(up.hashes());
         let first = up.select(b"user-1", &[]).unwrap()._address.to_string();

@@ -43,7 +43,7 @@ async fn metrics_count_requests_by_route_status_and_reason() {
     assert_eq!(
         sample(
             &m,
-            r#"poolgate_requests_total{reason="missing_token",route="-",status="401"}"#
+            r#"poolgate_requests_total{reason="missing_token",route="private",status="401"}"#
         ),
         Some(1.0),
         "{m}"

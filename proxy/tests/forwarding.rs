@@ -11,7 +11,7 @@ mod support;
 use bytes::Bytes;
 use support::backend::{EchoBackend, sha256_hex};
 use support::client::{get, send};
-use support::harness::{Proxy, simple_config};
+use support::harness::{Proxy, policy_config, simple_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
@@ -157,16 +157,31 @@ async fn hostile_paths_are_400_and_never_forwarded() {
     let be = EchoBackend::start("a");
     let proxy = Proxy::start(simple_config(vec![be.target()]));
     for path in [
-        "/public/../private/x",
         "/a/%2e%2e/private",
         "/private%2fx",
-        "/a/./b",
+        "/../etc/passwd",
+        "/a\\b",
+        "/a;jsessionid=1",
     ] {
         let r = get(proxy.addr, path, &[]).await;
         assert_eq!(r.status, 400, "{path}");
         assert_eq!(r.json()["error"], "bad_request", "{path}");
     }
     assert_eq!(be.count(), 0);
+}
+
+#[tokio::test]
+async fn dot_segments_are_resolved_before_matching_and_forwarding() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(simple_config(vec![be.target()]));
+    // a public-looking prefix cannot smuggle a request onto the protected route
+    let r = get(proxy.addr, "/public/../private/x", &[]).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(be.count(), 0);
+    // what is forwarded is the normalised path the decision was made on
+    let r = get(proxy.addr, "/a/./b//c?q=1", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(be.requests()[0].path, "/a/b/c?q=1");
 }
 
 #[tokio::test]
@@ -186,10 +201,11 @@ async fn oversized_request_head_is_431() {
 #[tokio::test]
 async fn unknown_host_route_is_404() {
     let be = EchoBackend::start("a");
-    let mut cfg = simple_config(vec![be.target()]);
-    cfg.routes.retain(|r| r.name == "public");
-    cfg.routes[0].host = Some("api.example.com".into());
-    let proxy = Proxy::start(cfg);
+    let yaml = format!(
+        "version: 1\nupstreams:\n  app:\n    targets: [\"{}\"]\nroutes:\n  - name: api\n    match: {{ host: api.example.com, path: \"/**\" }}\n    upstream: app\n    public: true\n",
+        be.target()
+    );
+    let proxy = Proxy::start(policy_config(&yaml));
     let r = get(proxy.addr, "/", &[("host", "other.example.com")]).await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["reason"], "no_route");

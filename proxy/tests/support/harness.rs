@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
 use poolgate_proxy::access_log::AccessLog;
-use poolgate_proxy::config::{ListenerSpec, ProxyConfig, RouteSpec, UpstreamSpec};
+use poolgate_proxy::config::{ListenerSpec, ProxyConfig};
 use poolgate_proxy::gate::Shared;
+use poolgate_proxy::verifier::TokenVerifier;
 use tokio::sync::oneshot;
 
 pub fn free_port() -> SocketAddr {
@@ -47,7 +48,12 @@ pub struct Proxy {
 
 impl Proxy {
     /// Fills in listener and admin addresses of `cfg`, starts it, waits until both answer.
-    pub fn start(mut cfg: ProxyConfig) -> Self {
+    pub fn start(cfg: ProxyConfig) -> Self {
+        Self::start_with(cfg, None)
+    }
+
+    /// [`Proxy::start`] with a token verifier.
+    pub fn start_with(mut cfg: ProxyConfig, verifier: Option<Arc<dyn TokenVerifier>>) -> Self {
         let addr = free_port();
         let admin = free_port();
         cfg.listeners = vec![ListenerSpec {
@@ -57,7 +63,8 @@ impl Proxy {
         cfg.admin = Some(admin);
         cfg.server.threads = 1;
         let log = Arc::new(Mutex::new(Vec::new()));
-        let prepared = poolgate_proxy::prepare(&cfg, AccessLog::Memory(log.clone())).unwrap();
+        let prepared =
+            poolgate_proxy::prepare(&cfg, verifier, AccessLog::Memory(log.clone())).unwrap();
         let shared = prepared.shared.clone();
         let (tx, rx) = oneshot::channel();
         let server = prepared.server;
@@ -123,29 +130,46 @@ fn wait_listening(addr: SocketAddr) {
     }
 }
 
-/// A config with one public route `/` (name `public`) and one protected route `/private`
-/// (name `private`), both to upstream `app` over `targets`.
+/// The proxy configuration of a policy given as YAML text.
+pub fn policy_config(yaml: &str) -> ProxyConfig {
+    let policy =
+        poolgate_policies::load_str("test.yaml", yaml, &|_| None).unwrap_or_else(|d| panic!("{d}"));
+    poolgate_proxy::convert::proxy_config(Arc::new(policy))
+}
+
+/// A policy with a public route `public` (`/**`) and a protected route `private`
+/// (`/private/**`, issuer `test`), both to upstream `app` over `targets`.
+pub fn simple_yaml(targets: &[String]) -> String {
+    let targets = targets
+        .iter()
+        .map(|t| format!("\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"version: 1
+issuers:
+  test:
+    issuer: "http://127.0.0.1:1/pool"
+    jwks_url: "http://127.0.0.1:1/pool/.well-known/jwks.json"
+upstreams:
+  app:
+    targets: [{targets}]
+routes:
+  - name: public
+    match: {{ path: "/**" }}
+    upstream: app
+    public: true
+  - name: private
+    match: {{ path: "/private/**" }}
+    upstream: app
+    auth: {{ issuer: test }}
+"#
+    )
+}
+
+/// [`simple_yaml`] as a proxy configuration.
 pub fn simple_config(targets: Vec<String>) -> ProxyConfig {
-    ProxyConfig {
-        upstreams: vec![UpstreamSpec::new("app", targets)],
-        routes: vec![
-            RouteSpec {
-                name: "public".into(),
-                host: None,
-                path_prefix: "/".into(),
-                upstream: "app".into(),
-                public: true,
-            },
-            RouteSpec {
-                name: "private".into(),
-                host: None,
-                path_prefix: "/private".into(),
-                upstream: "app".into(),
-                public: false,
-            },
-        ],
-        ..ProxyConfig::default()
-    }
+    policy_config(&simple_yaml(&targets))
 }
 
 /// Parses one sample `name{labels} value` out of Prometheus text; labels must match exactly.
