@@ -10,8 +10,9 @@
 #
 # Installs what it needs (a Python venv under tests/e2e/.venv, `npm ci` in tests/e2e/cognito-local),
 # idempotently; every server runs on 127.0.0.1 on a free port and is stopped by its PID.
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
-# shellcheck source=tests/e2e/lib.sh
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 if [ "$#" -gt 0 ]; then EMULATORS=("$@"); else EMULATORS=(moto cognito-local); fi
