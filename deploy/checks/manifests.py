@@ -77,7 +77,7 @@ def main() -> int:
     need(seccomp == "RuntimeDefault", f"seccompProfile is {seccomp!r}, not RuntimeDefault")
     need(spec.get("automountServiceAccountToken") is False, "the service account token is mounted")
     mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
-    need("/tmp" in mounts, "no writable /tmp (pingora's pid file and upgrade socket) with a read-only root")
+    need("/tmp" in mounts, "no writable /tmp (pingora's upgrade socket) with a read-only root")
     res = c.get("resources", {})
     need("requests" in res and "memory" in res.get("limits", {}), "resources need requests and a memory limit")
 
