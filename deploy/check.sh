@@ -139,7 +139,7 @@ check "hadolint deploy/Dockerfile" "$VENV/bin/hadolint" --ignore DL3008 --no-col
 check "Dockerfile agrees with the other deploy files" "$PY" "$DEPLOY/checks/dockerfile.py" "$DEPLOY/Dockerfile" "$DEPLOY/systemd/poolgate.service"
 
 # --- scripts ---------------------------------------------------------------------------------
-check "shellcheck deploy/check.sh tests/e2e/*.sh" shellcheck -x "$DEPLOY/check.sh" "$ROOT"/tests/e2e/*.sh
+check "shellcheck deploy/check.sh tests/e2e" shellcheck -x "$DEPLOY/check.sh" "$ROOT"/tests/e2e/*.sh "$ROOT"/tests/e2e/selftest/*.sh "$ROOT/tests/e2e/selftest/fake-poolgate"
 
 for f in "${FAILURES[@]}"; do log "failed: $f"; done
 echo "deploy-check: $PASSED passed, $FAILED failed"
