@@ -3,21 +3,27 @@
 //! - [`verify`]: the pure core, a sync function of (token, issuer rules, key set, now).
 //! - [`keys`]: a JWKS document parsed once into ready aws-lc-rs verification keys.
 //! - [`jose`]: bounded, strict splitting and decoding of compact JWS tokens.
-//! - `jwks`: the only network code (HTTPS fetch of JWKS and discovery documents).
+//! - [`jwks`]: the only network code (HTTPS fetch of JWKS and discovery documents).
 //! - [`Authorizer`]: issuers, key-set lifecycle (prefetch, refresh, unknown-kid refetch), the
 //!   verified-token cache and metrics.
 //! - `testutil` (feature `test-util`): keys, a JWKS server on 127.0.0.1:0 and a token minter.
 
+mod authorizer;
+mod cache;
 pub mod config;
 pub mod error;
 pub mod identity;
 pub mod jose;
+pub mod jwks;
 pub mod keys;
+mod lifecycle;
+mod metrics;
 pub mod verify;
 
 #[cfg(feature = "test-util")]
 pub mod testutil;
 
+pub use authorizer::{Authorizer, IssuerStatus};
 pub use config::{
     Algorithm, CacheConfig, IssuerConfig, JwksTimings, KeySource, TokenUseRequirement,
 };

@@ -151,27 +151,35 @@ impl Diagnostics {
         text.lines().nth(span.line.checked_sub(1)? as usize)
     }
 
+    /// The gutter width: the widest line number this diagnostic prints.
+    fn gutter(d: &Diagnostic) -> usize {
+        let related = d.related.as_ref().map_or(0, |r| r.span.line);
+        d.span.line.max(related).to_string().len()
+    }
+
     fn render_snippet(
         &self,
         f: &mut fmt::Formatter<'_>,
         span: &Span,
         label: Option<&str>,
+        width: usize,
     ) -> fmt::Result {
-        writeln!(f, "  --> {}:{}:{}", span.file, span.line, span.col)?;
+        let pad = " ".repeat(width);
+        writeln!(f, "{pad}--> {}:{}:{}", span.file, span.line, span.col)?;
         let Some(line) = self.source_line(span) else {
             return Ok(());
         };
-        let number = span.line.to_string();
-        let pad = " ".repeat(number.len());
         writeln!(f, "{pad} |")?;
-        writeln!(f, "{number} | {line}")?;
+        writeln!(f, "{:>width$} | {line}", span.line)?;
         // The caret sits under the column counted in characters; tabs are kept so it lines up.
+        let before = span.col.saturating_sub(1) as usize;
         let indent: String = line
             .chars()
-            .take(span.col.saturating_sub(1) as usize)
+            .take(before)
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
-        let carets = "^".repeat(span.len.max(1) as usize);
+        let room = line.chars().count().saturating_sub(before).max(1);
+        let carets = "^".repeat((span.len.max(1) as usize).min(room));
         match label {
             Some(label) => writeln!(f, "{pad} | {indent}{carets} {label}"),
             None => writeln!(f, "{pad} | {indent}{carets}"),
@@ -182,14 +190,16 @@ impl Diagnostics {
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for d in &self.items {
+            let width = Self::gutter(d);
+            let pad = " ".repeat(width);
             writeln!(f, "error: {}", d.message)?;
-            self.render_snippet(f, &d.span, d.label.as_deref())?;
+            self.render_snippet(f, &d.span, d.label.as_deref(), width)?;
             if let Some(related) = &d.related {
-                writeln!(f, "   = note: {}", related.label)?;
-                self.render_snippet(f, &related.span, None)?;
+                writeln!(f, "{pad} = note: {}", related.label)?;
+                self.render_snippet(f, &related.span, None, width)?;
             }
             if let Some(help) = &d.help {
-                writeln!(f, "   = help: {help}")?;
+                writeln!(f, "{pad} = help: {help}")?;
             }
             writeln!(f)?;
         }
@@ -212,26 +222,42 @@ impl IntoIterator for Diagnostics {
     }
 }
 
-/// Levenshtein distance, for ``did you mean `x`?``.
+/// Edit distance counting an adjacent transposition as one edit (optimal string alignment),
+/// for ``did you mean `x`?``.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        if let Some(first) = cur.first_mut() {
-            *first = i + 1;
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    let at = |i: usize, j: usize| i * w + j;
+    for i in 0..=a.len() {
+        if let Some(x) = d.get_mut(at(i, 0)) {
+            *x = i;
         }
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev.get(j).copied().unwrap_or(0) + usize::from(ca != *cb);
-            let del = prev.get(j + 1).copied().unwrap_or(0) + 1;
-            let ins = cur.get(j).copied().unwrap_or(0) + 1;
-            if let Some(slot) = cur.get_mut(j + 1) {
-                *slot = sub.min(del).min(ins);
+    }
+    for j in 0..=b.len() {
+        if let Some(x) = d.get_mut(at(0, j)) {
+            *x = j;
+        }
+    }
+    let get =
+        |d: &Vec<usize>, i: usize, j: usize| d.get(at(i, j)).copied().unwrap_or(usize::MAX / 2);
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let (ca, cb) = (a.get(i - 1), b.get(j - 1));
+            let cost = usize::from(ca != cb);
+            let mut v = (get(&d, i - 1, j) + 1)
+                .min(get(&d, i, j - 1) + 1)
+                .min(get(&d, i - 1, j - 1) + cost);
+            if i > 1 && j > 1 && ca == b.get(j - 2) && a.get(i - 2) == cb {
+                v = v.min(get(&d, i - 2, j - 2) + 1);
+            }
+            if let Some(x) = d.get_mut(at(i, j)) {
+                *x = v;
             }
         }
-        std::mem::swap(&mut prev, &mut cur);
     }
-    prev.last().copied().unwrap_or(0)
+    get(&d, a.len(), b.len())
 }
 
 /// The closest candidate within a third of the word's length (at least 1 edit), if any.
@@ -251,7 +277,9 @@ mod tests {
 
     #[test]
     fn distance_and_suggestion() {
-        assert_eq!(edit_distance("admni", "admin"), 2);
+        assert_eq!(edit_distance("admni", "admin"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("rotues", "routes"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(
             suggest("admni", ["reader", "admin"]).as_deref(),
@@ -278,7 +306,7 @@ mod tests {
         let text = d.to_string();
         assert_eq!(
             text,
-            "error: unknown role `admni`\n  --> p.yaml:2:14\n  |\n2 |   - roles: [admni]\n  |              ^^^^^ not defined under `roles:`\n   = help: did you mean `admin`?\n\nerror: the policy has 1 problem"
+            "error: unknown role `admni`\n --> p.yaml:2:14\n  |\n2 |   - roles: [admni]\n  |              ^^^^^ not defined under `roles:`\n  = help: did you mean `admin`?\n\nerror: the policy has 1 problem"
         );
         let json = d.to_json();
         assert_eq!(json[0]["line"], 2);

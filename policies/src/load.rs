@@ -72,19 +72,22 @@ fn yaml_error(file: &str, err: &serde_saphyr::Error) -> Diagnostic {
     Diagnostic::new(span, "", msg)
 }
 
-fn read(path: &Path, diags: &mut Diagnostics, at: Option<Span>) -> Option<String> {
+fn read(path: &Path, diags: &mut Diagnostics, at: Option<(Span, &str)>) -> Option<String> {
     match std::fs::read_to_string(path) {
         Ok(text) => Some(text),
         Err(e) => {
-            let span = at.unwrap_or(Span {
-                file: path.display().to_string(),
-                line: 1,
-                col: 1,
-                len: 1,
-            });
+            let (span, key) = at.unwrap_or((
+                Span {
+                    file: path.display().to_string(),
+                    line: 1,
+                    col: 1,
+                    len: 1,
+                },
+                "",
+            ));
             diags.push(Diagnostic::new(
                 span,
-                "include",
+                key,
                 format!("cannot read `{}`: {e}", path.display()),
             ));
             None
@@ -152,7 +155,7 @@ pub(crate) fn load_text(
             continue;
         }
         seen.push(path.clone());
-        let Some(inc_text) = read(&path, &mut diags, Some(span)) else {
+        let Some(inc_text) = read(&path, &mut diags, Some((span, &key))) else {
             continue;
         };
         let inc_file = path.display().to_string();

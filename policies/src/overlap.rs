@@ -84,13 +84,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, routes: &[Route], spans: &[Span]) {
             .label("overlapping methods")
             .help("give each method to one route only")
         };
-        ctx.push(d.related(
-            sa.clone(),
-            format!(
-                "route `{}` is defined at {}:{}:{}",
-                ra.name, sa.file, sa.line, sa.col
-            ),
-        ));
+        ctx.push(d.related(sa.clone(), format!("route `{}` is defined here", ra.name)));
     }
 }
 

@@ -10,8 +10,9 @@
 #
 # Installs what it needs (a Python venv under tests/e2e/.venv, `npm ci` in tests/e2e/cognito-local),
 # idempotently; every server runs on 127.0.0.1 on a free port and is stopped by its PID.
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
-# shellcheck source=tests/e2e/lib.sh
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 if [ "$#" -gt 0 ]; then EMULATORS=("$@"); else EMULATORS=(moto cognito-local); fi
@@ -66,6 +67,7 @@ start_cognito_local() {
 }
 
 # Renders the policy, runs `poolgate check` and `poolgate run`, and asserts the table.
+# Called in an `if`, where `set -e` does not apply: every step returns on failure itself.
 run_proxy_cases() {
   local emu="$1" dir="$2" backend_pid proxy_pid listen admin rc=0
   python3 "$E2E_DIR/echo_backend.py" --port-file "$dir/backend.port" --hits "$dir/hits.jsonl" &
@@ -74,8 +76,8 @@ run_proxy_cases() {
   for _ in $(seq 50); do [ -s "$dir/backend.port" ] && break; sleep 0.1; done
   [ -s "$dir/backend.port" ] || { log "echo backend did not start"; return 1; }
 
-  listen="$(free_port)"
-  admin="$(free_port)"
+  listen="$(free_port)" || return 1
+  admin="$(free_port)" || return 1
   E2E_LISTEN_PORT="$listen" E2E_ADMIN_PORT="$admin" E2E_BACKEND_PORT="$(cat "$dir/backend.port")" \
     "$VENV/bin/python" - "$E2E_DIR/policy.yaml.tmpl" "$dir/tokens.json" "$dir/policy.yaml" <<'PY'
 import json, os, string, sys
@@ -84,6 +86,7 @@ t = json.load(open(tokens))
 env = dict(os.environ, E2E_ISSUER=t["issuer"], E2E_JWKS_URL=t["jwks_url"], E2E_CLIENT_ID=t["client_id"])
 open(out, "w").write(string.Template(open(tmpl).read()).substitute(env))
 PY
+  [ -s "$dir/policy.yaml" ] || { log "could not render $E2E_DIR/policy.yaml.tmpl"; return 1; }
 
   if ! "$POOLGATE_BIN" check -c "$dir/policy.yaml" >"$dir/check.out" 2>&1; then
     log "poolgate check rejected the e2e policy:"

@@ -151,10 +151,7 @@ impl<'e> Ctx<'e> {
                 .label(format!("`{}` is defined again here", name.value))
                 .related(
                     first.span.clone(),
-                    format!(
-                        "first defined at {}:{}:{}",
-                        first.span.file, first.span.line, first.span.col
-                    ),
+                    format!("`{}` is first defined here", name.value),
                 );
             self.push(d);
             return;
@@ -397,7 +394,10 @@ pub(crate) fn header_name(ctx: &mut Ctx<'_>, s: &S, key: &str) -> Option<String>
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
     {
-        ctx.error(&s.referenced, key, format!("invalid header name `{text}`"));
+        ctx.push(
+            ctx.diag(&s.referenced, key, format!("invalid header name `{text}`"))
+                .help("header names are letters, digits and `-` (no spaces or `:`)"),
+        );
         return None;
     }
     Some(lower)

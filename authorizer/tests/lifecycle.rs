@@ -1,0 +1,568 @@
+//! The JWKS lifecycle against a real JWKS server on 127.0.0.1: readiness, rotation, removal,
+//! failures of every kind, outages, bursts of unknown kids, discovery, the cache and metrics.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use poolgate_authorizer::testutil::{Behaviour, TestIssuer, TestKey, unix_now};
+use poolgate_authorizer::{
+    AuthError, Authorizer, CacheConfig, IssuerConfig, KeySource, Requirement, TokenUse,
+    TokenUseRequirement,
+};
+use serde_json::json;
+
+async fn setup(tweak: impl FnOnce(&mut IssuerConfig)) -> (TestIssuer, Authorizer) {
+    let pool = TestIssuer::start().await.unwrap();
+    let mut cfg = pool.config("shop");
+    tweak(&mut cfg);
+    let auth = Authorizer::new(vec![cfg], CacheConfig::default()).unwrap();
+    auth.start();
+    (pool, auth)
+}
+
+fn metric(registry: &prometheus::Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let mut total = 0.0;
+    for family in registry.gather() {
+        if family.name() != name {
+            continue;
+        }
+        for m in family.get_metric() {
+            let matches = labels.iter().all(|(k, v)| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == *k && l.value() == *v)
+            });
+            if matches {
+                total += if family.get_field_type() == prometheus::proto::MetricType::COUNTER {
+                    m.get_counter().get_value()
+                } else {
+                    m.get_gauge().get_value()
+                };
+            }
+        }
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefetch_readiness_and_both_token_kinds() {
+    let (pool, auth) = setup(|_| {}).await;
+    assert!(auth.wait_ready(Duration::from_secs(5)).await);
+    assert_eq!(pool.fetches(), 1);
+    let status = auth.status();
+    assert_eq!(status[0].kids, ["access-1", "id-1"]);
+
+    let access = pool.mint_access("alice", &["admins"], &["orders/read"]);
+    let who = auth
+        .verify(&access, &Requirement::access("shop"))
+        .await
+        .unwrap();
+    assert_eq!(&*who.issuer, "shop");
+    assert_eq!(who.token_use, TokenUse::Access);
+    assert_eq!(who.groups, ["admins"]);
+    assert_eq!(who.scopes, ["orders/read"]);
+    assert_eq!(who.username.as_deref(), Some("alice"));
+
+    let id = pool.mint_id("alice", &[]);
+    let who_id = auth.verify(&id, &Requirement::id("shop")).await.unwrap();
+    assert_eq!(who_id.token_use, TokenUse::Id);
+    assert_eq!(who_id.sub, who.sub);
+    assert_eq!(pool.fetches(), 1, "known kids never fetch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_hits_still_check_route_and_time() {
+    let (pool, auth) = setup(|_| {}).await;
+    let registry = prometheus::Registry::new();
+    auth.register_metrics(&registry).unwrap();
+    assert!(auth.wait_ready(Duration::from_secs(5)).await);
+    let token = pool.mint_access("alice", &["admins"], &["orders/read"]);
+    let a = auth
+        .verify(&token, &Requirement::access("shop"))
+        .await
+        .unwrap();
+    let b = auth
+        .verify(&token, &Requirement::access("shop"))
+        .await
+        .unwrap();
+    assert!(Arc::ptr_eq(&a, &b), "second verification is a cache hit");
+    assert_eq!(
+        metric(&registry, "poolgate_token_cache_hits_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        metric(&registry, "poolgate_token_cache_misses_total", &[]),
+        1.0
+    );
+
+    // A hit is still refused when the route wants something else.
+    assert_eq!(
+        auth.verify(&token, &Requirement::id("shop")).await,
+        Err(AuthError::WrongTokenUse)
+    );
+    assert_eq!(
+        auth.verify(&token, &Requirement::access("other")).await,
+        Err(AuthError::WrongIssuer)
+    );
+    let clients = Requirement {
+        clients: Some(Arc::from(vec!["another-client".to_owned()])),
+        ..Requirement::access("shop")
+    };
+    assert_eq!(
+        auth.verify(&token, &clients).await,
+        Err(AuthError::WrongAudience)
+    );
+    // And when time has passed its `exp`.
+    assert_eq!(
+        auth.verify_at(&token, &Requirement::any(), a.exp),
+        Err(AuthError::Expired)
+    );
+    assert_eq!(
+        metric(
+            &registry,
+            "poolgate_token_verifications_total",
+            &[("result", "ok")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &registry,
+            "poolgate_token_verifications_total",
+            &[("result", "wrong_token_use")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&registry, "poolgate_jwks_keys", &[("issuer", "shop")]),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &registry,
+            "poolgate_jwks_fetches_total",
+            &[("issuer", "shop"), ("result", "ok")]
+        ),
+        1.0
+    );
+    let age = metric(
+        &registry,
+        "poolgate_jwks_key_set_age_seconds",
+        &[("issuer", "shop")],
+    );
+    assert!((0.0..60.0).contains(&age), "age {age}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_expiring_soon_is_cached_no_longer_than_exp() {
+    let (pool, auth) = setup(|_| {}).await;
+    assert!(auth.wait_ready(Duration::from_secs(5)).await);
+    let now = unix_now();
+    let token = pool.sign_access(
+        pool.access_claims("alice", &[], &[])
+            .set("exp", json!(now + 1)),
+    );
+    assert!(auth.verify(&token, &Requirement::any()).await.is_ok());
+    assert_eq!(auth.cache_len(), 1);
+    // Past `exp` the entry is gone and the token refused.
+    assert_eq!(
+        auth.verify_at(&token, &Requirement::any(), now + 1),
+        Err(AuthError::Expired)
+    );
+    assert_eq!(auth.cache_len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_kid_is_accepted_without_restart() {
+    let (pool, auth) =
+        setup(|c| c.jwks.unknown_kid_min_interval = Duration::from_millis(100)).await;
+    assert!(auth.wait_ready(Duration::from_secs(5)).await);
+    let old = pool.mint_access("alice", &[], &[]);
+    let kid = pool.rotate().unwrap();
+    assert_eq!(kid, "access-2");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let new = pool.mint_access("alice", &[], &[]);
+    assert_eq!(
+        auth.verify_now(&new, &Requirement::any()),
+        Err(AuthError::UnknownKid)
+    );
+    assert!(auth.verify(&new, &Requirement::any()).await.is_ok());
+    assert_eq!(pool.fetches(), 2);
+    assert!(
+        auth.verify(&old, &Requirement::any()).await.is_ok(),
+        "old key still published"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_kid_stops_verifying_after_the_next_refresh() {
+    let (pool, auth) =
+        setup(|c| c.jwks.unknown_kid_min_interval = Duration::from_millis(100)).await;
+    assert!(auth.wait_ready(Duration::from_secs(5)).await);
+    let old = pool.mint_access("alice", &[], &[]);
+    assert!(auth.verify(&old, &Requirement::any()).await.is_ok());
+    pool.rotate().unwrap();
+    pool.remove_key("access-1");
+    // Still accepted (cached, and the key set has not been refreshed yet).
+    assert!(auth.verify(&old, &Requirement::any()).await.is_ok());
+    // A token with the new kid triggers the refresh...
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(
+        auth.verify(&pool.mint_access("bob", &[], &[]), &Requirement::any())
+            .await
+            .is_ok()
+    );
+    assert!(!auth.status()[0].kids.contains(&"access-1".to_owned()));
+    // ...after which the old key's token is refused, cache or not.
+    assert_eq!(
+        auth.verify_now(&old, &Requirement::any()),
+        Err(AuthError::UnknownKid)
+    );
+    let fresh_old = pool.sign_raw(
+        &json!({"alg": "RS256", "kid": "access-1"}),
+        &pool.access_claims("carol", &[], &[]).into_value(),
+    );
+    assert_eq!(
+        auth.verify_now(&fresh_old, &Requirement::any()),
+        Err(AuthError::UnknownKid)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_age_drives_background_refresh() {
+    let pool = TestIssuer::start().await.unwrap();
+    pool.server.set_max_age(Some(1));
+    let auth = Authorizer::new(vec![pool.config("shop")], CacheConfig::default()).unwrap();
+    auth.start();
+    assert!(auth.wait_ready(Duration::from_secs(5)).await);
+    // max-age=1 (clamped to refresh_min = 1 s): a refresh every second.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let n = pool.fetches();
+    assert!((3..=4).contains(&n), "fetches {n}");
+    // max-age=3600 is clamped to refresh_max (60 s in the test config): no more fetches soon.
+    pool.server.set_max_age(Some(3600));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let m = pool.fetches();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(pool.fetches(), m);
+}
+
+async fn failing_at_start(behaviour: Behaviour, code: &str, tweak: impl FnOnce(&mut IssuerConfig)) {
+    let pool = TestIssuer::start().await.unwrap();
+    pool.set_behaviour(behaviour.clone());
+    let mut cfg = pool.config("shop");
+    cfg.jwks.total_timeout = Duration::from_millis(300);
+    cfg.jwks.unknown_kid_min_interval = Duration::from_millis(50);
+    tweak(&mut cfg);
+    let auth = Authorizer::new(vec![cfg], CacheConfig::default()).unwrap();
+    let registry = prometheus::Registry::new();
+    auth.register_metrics(&registry).unwrap();
+    auth.start();
+    let token = pool.mint_access("alice", &[], &[]);
+    assert!(
+        !auth.wait_ready(Duration::from_millis(400)).await,
+        "{behaviour:?}"
+    );
+    assert_eq!(
+        auth.verify(&token, &Requirement::any()).await,
+        Err(AuthError::KeysUnavailable),
+        "{behaviour:?}"
+    );
+    let failures = metric(
+        &registry,
+        "poolgate_jwks_fetches_total",
+        &[("result", code)],
+    );
+    assert!(
+        failures >= 1.0,
+        "{behaviour:?}: no `{code}` failure counted"
+    );
+    assert!(auth.last_fetch_error("shop").await.is_some());
+    // The endpoint comes back: keys load by themselves and the token verifies.
+    pool.set_behaviour(Behaviour::Normal);
+    assert!(
+        auth.wait_ready(Duration::from_secs(5)).await,
+        "{behaviour:?}: no recovery"
+    );
+    assert!(auth.verify(&token, &Requirement::any()).await.is_ok());
+    assert!(auth.last_fetch_error("shop").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_at_start_500_then_recovery() {
+    failing_at_start(Behaviour::Status(500), "status", |_| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_at_start_garbage_json() {
+    failing_at_start(Behaviour::Garbage, "bad_document", |_| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_at_start_hang_times_out() {
+    failing_at_start(Behaviour::Hang, "timeout", |_| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_at_start_oversize_body() {
+    failing_at_start(Behaviour::Oversize(2 * 1024 * 1024), "too_large", |_| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_at_start_connection_refused() {
+    // A port nobody listens on (bound then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let pool = TestIssuer::start().await.unwrap();
+    let mut cfg = pool.config("shop");
+    cfg.source = KeySource::Explicit {
+        issuer: pool.issuer.clone(),
+        jwks_url: format!("http://127.0.0.1:{port}/jwks.json"),
+    };
+    let auth = Authorizer::new(vec![cfg], CacheConfig::default()).unwrap();
+    auth.start();
+    let token = pool.mint_access("alice", &[], &[]);
+    assert_eq!(
+        auth.verify(&token, &Requirement::any()).await,
+        Err(AuthError::KeysUnavailable)
+    );
+    assert!(
+        auth.last_fetch_error("shop")
+            .await
+            .unwrap()
+            .contains("transport")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_after_start_keeps_the_last_good_keys_for_bounded_staleness() {
+    let (pool, auth) = setup(|c| {
+        c.jwks.total_timeout = Duration::from_millis(200);
+        c.jwks.unknown_kid_min_interval = Duration::from_millis(50);
+        c.jwks.max_stale = Duration::from_millis(1500);
+    })
+    .await;
+    assert!(auth.wait_ready(Duration::from_secs(5)).await);
+    pool.set_behaviour(Behaviour::Status(503));
+    // Unknown kid → a failed fetch; the known keys keep working.
+    let stranger = TestKey::rsa("stranger").unwrap();
+    let odd = stranger.sign_claims(&pool.access_claims("eve", &[], &[]).into_value());
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(
+        auth.verify(&odd, &Requirement::any()).await,
+        Err(AuthError::UnknownKid)
+    );
+    assert!(auth.last_fetch_error("shop").await.is_some());
+    assert!(
+        auth.verify(&pool.mint_access("alice", &[], &[]), &Requirement::any())
+            .await
+            .is_ok()
+    );
+    assert!(auth.is_ready());
+    // Past max_stale the keys are no longer trusted.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert!(!auth.is_ready());
+    assert_eq!(
+        auth.verify(&pool.mint_access("bob", &[], &[]), &Requirement::any())
+            .await,
+        Err(AuthError::KeysUnavailable)
+    );
+    pool.set_behaviour(Behaviour::Normal);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert!(
+        auth.verify(&pool.mint_access("bob", &[], &[]), &Requirement::any())
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_unknown_kids_fetches_at_most_once_per_interval() {
+    let interval = Duration::from_secs(2);
+    let (pool, auth) = setup(|c| c.jwks.unknown_kid_min_interval = interval).await;
+    let registry = prometheus::Registry::new();
+    auth.register_metrics(&registry).unwrap();
+    assert!(auth.wait_ready(Duration::from_secs(5)).await);
+    tokio::time::sleep(interval).await; // the prefetch no longer rate-limits
+    let before = pool.fetches();
+    let stranger = TestKey::rsa("stranger").unwrap();
+    let tokens: Vec<Arc<str>> = (0..8)
+        .map(|i| {
+            let claims = pool
+                .access_claims(&format!("user{i}"), &[], &[])
+                .into_value();
+            let header = json!({"alg": "RS256", "kid": format!("unknown-{i}")});
+            Arc::from(stranger.sign_token(&header, &claims))
+        })
+        .collect();
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(10_000);
+    for i in 0..10_000usize {
+        let auth = auth.clone();
+        let token = tokens[i % tokens.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            auth.verify(&token, &Requirement::any()).await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), Err(AuthError::UnknownKid));
+    }
+    let elapsed = started.elapsed();
+    let burst = pool.fetches() - before;
+    let allowed = (elapsed.as_secs_f64() / interval.as_secs_f64()).floor() as usize + 1;
+    assert!(burst >= 1, "the burst must trigger a fetch");
+    assert!(
+        burst <= allowed,
+        "{burst} fetches in {elapsed:?} (allowed {allowed})"
+    );
+    let fetched = metric(
+        &registry,
+        "poolgate_jwks_refetch_requests_total",
+        &[("outcome", "fetched")],
+    );
+    let rest = metric(
+        &registry,
+        "poolgate_jwks_refetch_requests_total",
+        &[("outcome", "rate_limited")],
+    ) + metric(
+        &registry,
+        "poolgate_jwks_refetch_requests_total",
+        &[("outcome", "shared")],
+    );
+    assert_eq!(fetched + rest, 10_000.0);
+    eprintln!("burst of 10000 unknown kids: {burst} fetch(es) in {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_finds_the_jwks() {
+    let pool = TestIssuer::start().await.unwrap();
+    let mut cfg = pool.config("shop");
+    cfg.source = KeySource::Discovery {
+        issuer: pool.issuer.clone(),
+    };
+    let auth = Authorizer::new(vec![cfg], CacheConfig::default()).unwrap();
+    auth.start();
+    assert!(auth.wait_ready(Duration::from_secs(5)).await);
+    assert_eq!(pool.server.discovery_fetches(), 1);
+    assert!(
+        auth.verify(&pool.mint_access("alice", &[], &[]), &Requirement::any())
+            .await
+            .is_ok()
+    );
+
+    // A discovery document naming another issuer is refused.
+    let mut wrong = pool.config("other");
+    wrong.source = KeySource::Discovery {
+        issuer: format!("{}/", pool.issuer),
+    };
+    let auth = Authorizer::new(vec![wrong], CacheConfig::default()).unwrap();
+    auth.start();
+    assert!(!auth.wait_ready(Duration::from_millis(300)).await);
+    assert!(
+        auth.last_fetch_error("other")
+            .await
+            .unwrap()
+            .contains("discovery")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_issuers_are_told_apart_by_iss() {
+    let a = TestIssuer::start_with_pool("us-east-1_A").await.unwrap();
+    let b = TestIssuer::start_with_pool("us-east-1_B").await.unwrap();
+    let mut cb = b.config("b");
+    cb.token_use = TokenUseRequirement::Id;
+    let auth = Authorizer::new(vec![a.config("a"), cb], CacheConfig::default()).unwrap();
+    auth.start();
+    assert!(auth.wait_ready(Duration::from_secs(5)).await);
+    let ta = a.mint_access("alice", &[], &[]);
+    let tb = b.mint_id("bob", &[]);
+    assert_eq!(
+        &*auth.verify(&ta, &Requirement::any()).await.unwrap().issuer,
+        "a"
+    );
+    assert_eq!(
+        &*auth.verify(&tb, &Requirement::any()).await.unwrap().issuer,
+        "b"
+    );
+    assert_eq!(
+        auth.verify(&tb, &Requirement::access("a")).await,
+        Err(AuthError::WrongIssuer)
+    );
+    assert_eq!(
+        auth.verify(&b.mint_access("bob", &[], &[]), &Requirement::any())
+            .await,
+        Err(AuthError::WrongTokenUse)
+    );
+    // A token signed by a's key but claiming b's iss is checked with b's key of the same kid.
+    let forged = a.sign_access(
+        a.access_claims("mallory", &[], &[])
+            .set("iss", json!(b.issuer)),
+    );
+    assert_eq!(
+        auth.verify(&forged, &Requirement::any()).await,
+        Err(AuthError::BadSignature)
+    );
+}
+
+#[test]
+fn config_errors_are_reported() {
+    let bad_pool = IssuerConfig::cognito("x", "eu-west-1", "us-east-1_Abc", &[]);
+    assert!(Authorizer::new(vec![bad_pool], CacheConfig::default()).is_err());
+    let ok = IssuerConfig::cognito("x", "eu-west-1", "eu-west-1_Abc", &[]);
+    let dup_name = Authorizer::new(vec![ok.clone(), ok.clone()], CacheConfig::default());
+    assert!(matches!(
+        dup_name,
+        Err(poolgate_authorizer::ConfigError::DuplicateName(_))
+    ));
+    let mut other = ok.clone();
+    other.name = "y".into();
+    let dup_iss = Authorizer::new(vec![ok, other], CacheConfig::default());
+    assert!(matches!(
+        dup_iss,
+        Err(poolgate_authorizer::ConfigError::DuplicateIssuer(..))
+    ));
+    let no_algs = IssuerConfig {
+        algorithms: vec![],
+        ..IssuerConfig::cognito("x", "eu-west-1", "eu-west-1_Abc", &[])
+    };
+    assert!(Authorizer::new(vec![no_algs], CacheConfig::default()).is_err());
+    let bad_url = IssuerConfig {
+        source: KeySource::Explicit {
+            issuer: "ftp://x".into(),
+            jwks_url: "https://x/j".into(),
+        },
+        ..IssuerConfig::default()
+    };
+    assert!(
+        Authorizer::new(
+            vec![IssuerConfig {
+                name: "z".into(),
+                ..bad_url
+            }],
+            CacheConfig::default()
+        )
+        .is_err()
+    );
+    let mut missing_ca = IssuerConfig::cognito("x", "eu-west-1", "eu-west-1_Abc", &[]);
+    missing_ca.extra_ca_file = Some("/nonexistent/ca.pem".into());
+    let err = Authorizer::new(vec![missing_ca], CacheConfig::default())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("cannot read CA file"), "{err}");
+    assert_eq!(
+        IssuerConfig::cognito("x", "eu-west-1", "eu-west-1_Abc", &[])
+            .source
+            .issuer_url(),
+        "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc"
+    );
+}

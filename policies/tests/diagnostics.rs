@@ -1,0 +1,159 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! One bad fixture per kind of problem under `tests/fixtures/`, each with the exact diagnostics
+//! it must produce (text and location) in `<name>.expected`. Run with `BLESS=1` to rewrite the
+//! expectations, then review the diff.
+
+use poolgate_policies::{Diagnostic, load_with_env};
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn fake_env(name: &str) -> Option<String> {
+    (name == "PRESENT").then(|| "idp.example.com".to_owned())
+}
+
+fn base(file: &str) -> &str {
+    file.rsplit('/').next().unwrap_or(file)
+}
+
+/// One diagnostic per paragraph: position, key, message, then label/help/related lines.
+fn summary(d: &Diagnostic) -> String {
+    let mut s = format!(
+        "{}:{}:{} [{}] {}\n",
+        base(&d.span.file),
+        d.span.line,
+        d.span.col,
+        d.key,
+        d.message
+    );
+    if let Some(l) = &d.label {
+        s.push_str(&format!("  label: {l}\n"));
+    }
+    if let Some(h) = &d.help {
+        s.push_str(&format!("  help: {h}\n"));
+    }
+    if let Some(r) = &d.related {
+        let label = &r.label;
+        s.push_str(&format!(
+            "  related: {}:{}:{} {label}\n",
+            base(&r.span.file),
+            r.span.line,
+            r.span.col
+        ));
+    }
+    s
+}
+
+fn check(name: &str) {
+    let path = fixtures().join(format!("{name}.yaml"));
+    let diags = match load_with_env(&path, &fake_env) {
+        Ok(_) => panic!("{name}: expected diagnostics, the policy loaded"),
+        Err(d) => d,
+    };
+    // The human rendering names every problem and quotes the file.
+    let human = diags.to_string();
+    assert!(human.ends_with(&format!(
+        "error: the policy has {} problem{}",
+        diags.len(),
+        if diags.len() == 1 { "" } else { "s" }
+    )));
+    for d in diags.iter() {
+        assert!(
+            human.contains(&format!(
+                "--> {}:{}:{}",
+                d.span.file, d.span.line, d.span.col
+            )),
+            "{human}"
+        );
+    }
+    let json = diags.to_json();
+    assert_eq!(json.as_array().unwrap().len(), diags.len());
+    let actual: String = diags
+        .iter()
+        .map(summary)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace(&format!("{}/", fixtures().display()), "");
+    let expected_path = fixtures().join(format!("{name}.expected"));
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&expected_path, &actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+    assert_eq!(
+        actual, expected,
+        "{name}: diagnostics differ\n--- human rendering ---\n{human}"
+    );
+}
+
+macro_rules! fixture_tests {
+    ($($name:ident),* $(,)?) => { $( #[test] fn $name() { check(stringify!($name)); } )* };
+}
+
+fixture_tests!(
+    syntax,
+    unknown_key,
+    unknown_nested_key,
+    missing_key,
+    duplicate_key,
+    version,
+    env,
+    durations,
+    addresses,
+    issuers,
+    upstreams,
+    roles,
+    mapping,
+    routes,
+    overlap,
+    include_main,
+);
+
+#[test]
+fn a_missing_file_is_a_diagnostic() {
+    let d = load_with_env(fixtures().join("does-not-exist.yaml"), &fake_env).unwrap_err();
+    let first = d.iter().next().unwrap();
+    assert!(
+        first.message.starts_with("cannot read `"),
+        "{}",
+        first.message
+    );
+    assert_eq!((first.span.line, first.span.col), (1, 1));
+}
+
+#[test]
+fn text_checks_refuse_includes() {
+    let d =
+        poolgate_policies::load_str("inline.yaml", "version: 1\ninclude: [x.yaml]\n", &fake_env)
+            .unwrap_err();
+    let first = d.iter().next().unwrap();
+    assert_eq!(
+        first.message,
+        "includes are not available when checking a text on its own"
+    );
+    assert_eq!(
+        (first.span.file.as_str(), first.span.line, first.span.col),
+        ("inline.yaml", 2, 11)
+    );
+}
+
+#[test]
+fn human_rendering_quotes_the_line_with_a_caret() {
+    let d = load_with_env(fixtures().join("mapping.yaml"), &fake_env).unwrap_err();
+    let text = d.to_string();
+    assert!(
+        text.contains("error: unknown role `admni`\n --> "),
+        "{text}"
+    );
+    assert!(
+        text.contains("6 |   groups: { admins: [admni], readers: [reader] }\n  |                      ^^^^^ not defined under `roles:`\n  = help: did you mean `admin`?"),
+        "{text}"
+    );
+}
