@@ -32,11 +32,15 @@ pub fn answer(shared: &Shared, method: &str, path: &str) -> (StatusCode, &'stati
         );
     }
     match path {
-        "/metrics" => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            shared.metrics.render(),
-        ),
+        "/metrics" => {
+            let state = shared.state.load();
+            let extra = state.verifier.as_ref().and_then(|v| v.registry.as_ref());
+            (
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                shared.metrics.render(extra),
+            )
+        }
         "/healthz" => (StatusCode::OK, TEXT, b"ok\n".to_vec()),
         "/readyz" if shared.is_ready() => (StatusCode::OK, TEXT, b"ready\n".to_vec()),
         "/readyz" => (

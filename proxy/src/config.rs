@@ -108,7 +108,7 @@ pub enum HashKey {
 }
 
 /// One upstream pool.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamSpec {
     pub name: String,
     /// `host:port` targets; names are resolved once when the pool is built.
@@ -140,7 +140,7 @@ impl UpstreamSpec {
 }
 
 /// Active HTTP health check: `GET path` must answer 200.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheckSpec {
     pub path: String,
     pub interval: Duration,
@@ -164,7 +164,7 @@ impl Default for HealthCheckSpec {
 }
 
 /// Upstream timeouts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     pub connect: Duration,
     /// Longest wait for each read from the upstream (the response head included).
@@ -186,7 +186,7 @@ impl Default for Timeouts {
 }
 
 /// TLS towards the upstream targets.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamTls {
     /// Server name sent in SNI and checked against the certificate.
     pub sni: String,

@@ -37,7 +37,7 @@ use crate::headers::{self, IdentityView};
 use crate::metrics::Metrics;
 use crate::respond::{self, Denial};
 use crate::upstreams::{Upstream, UpstreamError, Upstreams};
-use crate::verifier::TokenVerifier;
+use crate::verifier::{TokenVerifier, VerifierSetup};
 
 /// Error type name used when a pool has no healthy target left.
 const NO_HEALTHY_UPSTREAM: &str = "no_healthy_upstream";
@@ -48,10 +48,13 @@ pub struct GateState {
     pub upstreams: Upstreams,
     /// What each route (by index) asks of a token, built once.
     requirements: Vec<Requirement>,
-    pub verifier: Option<Arc<dyn TokenVerifier>>,
+    pub verifier: Option<VerifierSetup>,
     pub identity: IdentitySettings,
     pub realm: String,
     pub max_request_header_bytes: usize,
+    /// Listener and admin addresses the process was started with (fixed until restart).
+    pub listeners: Vec<SocketAddr>,
+    pub admin: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for GateState {
@@ -66,9 +69,11 @@ impl std::fmt::Debug for GateState {
 
 impl GateState {
     /// Builds every upstream pool and the per-route token requirements.
+    /// Pools whose settings did not change are taken over from `previous` (health state kept).
     pub fn build(
         cfg: &ProxyConfig,
-        verifier: Option<Arc<dyn TokenVerifier>>,
+        verifier: Option<VerifierSetup>,
+        previous: Option<&GateState>,
     ) -> Result<Self, UpstreamError> {
         let policy = cfg.policy.clone();
         let requirements = policy
@@ -81,14 +86,21 @@ impl GateState {
             })
             .collect();
         Ok(Self {
-            upstreams: Upstreams::build(&cfg.upstreams)?,
+            upstreams: Upstreams::build(&cfg.upstreams, previous.map(|p| &p.upstreams))?,
             requirements,
             verifier,
             identity: cfg.identity.clone(),
             realm: cfg.realm.clone(),
             max_request_header_bytes: cfg.max_request_header_bytes,
+            listeners: cfg.listeners.iter().map(|l| l.address).collect(),
+            admin: cfg.admin,
             policy,
         })
+    }
+
+    /// The verifier, if the policy has issuers.
+    pub fn token_verifier(&self) -> Option<&Arc<dyn TokenVerifier>> {
+        self.verifier.as_ref().map(|v| &v.verifier)
     }
 
     fn route(&self, index: usize) -> Option<&pol::Route> {
@@ -121,8 +133,7 @@ impl Shared {
             && self
                 .state
                 .load()
-                .verifier
-                .as_ref()
+                .token_verifier()
                 .is_none_or(|v| v.is_ready())
     }
 }
@@ -308,7 +319,7 @@ async fn admit(
             Err(Denial::MissingToken)
         };
     };
-    let Some(verifier) = &state.verifier else {
+    let Some(verifier) = state.token_verifier() else {
         return Err(Denial::InvalidToken {
             code: "no_verifier".to_owned(),
             description: "no token issuer is configured".to_owned(),

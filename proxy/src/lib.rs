@@ -13,6 +13,7 @@
 //! - [`headers`]: identity scrubbing/injection, request id, `X-Forwarded-*`
 //! - [`respond`]: the one place a denial becomes an HTTP answer
 //! - [`admin`], [`metrics`]: `/metrics`, `/healthz`, `/readyz`
+//! - [`reload`]: SIGHUP / file-change reload with atomic swap; key lifecycle service
 //! - [`access_log`]: one JSON line per request
 
 pub mod access_log;
@@ -24,6 +25,7 @@ pub mod explain;
 pub mod gate;
 pub mod headers;
 pub mod metrics;
+pub mod reload;
 pub mod respond;
 pub mod server;
 pub mod upstreams;
@@ -44,6 +46,8 @@ pub enum StartError {
     Upstream(#[from] upstreams::UpstreamError),
     #[error(transparent)]
     Server(#[from] server::ServerError),
+    #[error(transparent)]
+    Verifier(#[from] verifier::VerifierError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }
@@ -54,17 +58,28 @@ pub struct Prepared {
     pub shared: Arc<Shared>,
 }
 
-/// Builds everything for `cfg`; the caller runs `prepared.server`. `verifier` checks bearer
-/// tokens (`None`: every token is refused, only public and guest-allowed routes pass).
-pub fn prepare(
-    cfg: &ProxyConfig,
-    verifier: Option<Arc<dyn verifier::TokenVerifier>>,
-    access_log: AccessLog,
-) -> Result<Prepared, StartError> {
+/// How to start, besides the configuration.
+#[derive(Clone, Default)]
+pub struct StartOptions {
+    pub access_log: AccessLog,
+    /// Use this verifier instead of building one from the policy's issuers.
+    pub verifier: Option<verifier::VerifierSetup>,
+    /// Watch this policy file (and its includes) and reload on change and on SIGHUP.
+    pub reload_from: Option<std::path::PathBuf>,
+    /// How often watched files are checked (default 1 s).
+    pub reload_poll: Option<std::time::Duration>,
+}
+
+/// Builds everything for `cfg`; the caller runs `prepared.server`.
+pub fn prepare(cfg: &ProxyConfig, opts: StartOptions) -> Result<Prepared, StartError> {
     server::install_crypto_provider();
     let metrics = Metrics::new()?;
-    let state = GateState::build(cfg, verifier)?;
-    let shared = Arc::new(Shared::new(state, metrics, access_log));
+    let setup = match opts.verifier {
+        Some(v) => Some(v),
+        None => verifier::for_policy(&cfg.policy, None)?,
+    };
+    let state = GateState::build(cfg, setup, None)?;
+    let shared = Arc::new(Shared::new(state, metrics, opts.access_log));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -73,6 +88,13 @@ pub fn prepare(
         .config_loaded
         .set(i64::try_from(now).unwrap_or(i64::MAX));
     shared.config_ready.store(true, Ordering::Release);
-    let server = server::build(cfg, shared.clone())?;
+    let reload = opts.reload_from.map(|path| reload::Reloader {
+        shared: shared.clone(),
+        path,
+        poll: opts
+            .reload_poll
+            .unwrap_or(std::time::Duration::from_secs(1)),
+    });
+    let server = server::build(cfg, shared.clone(), reload)?;
     Ok(Prepared { server, shared })
 }

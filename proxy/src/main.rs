@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use poolgate_proxy::access_log::AccessLog;
-use poolgate_proxy::{convert, explain};
+use poolgate_proxy::{StartOptions, convert, explain};
 
 #[derive(Parser)]
 #[command(
@@ -141,12 +141,13 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         Ok(p) => Arc::new(p),
         Err(code) => return code,
     };
-    if !policy.issuers.is_empty() {
-        log::warn!("token verification is not wired in yet: every bearer token is refused (401)");
-    }
     let mut cfg = convert::proxy_config(policy);
     cfg.server.upgrade = upgrade;
-    match poolgate_proxy::prepare(&cfg, None, AccessLog::Stdout) {
+    let opts = StartOptions {
+        reload_from: Some(path.to_path_buf()),
+        ..StartOptions::default()
+    };
+    match poolgate_proxy::prepare(&cfg, opts) {
         Ok(p) => p.server.run_forever(),
         Err(e) => fail(&e.to_string()),
     }
@@ -240,12 +241,15 @@ fn passthrough(
     }];
     cfg.admin = admin;
     cfg.server.threads = threads;
-    let log = if no_log {
-        AccessLog::Off
-    } else {
-        AccessLog::Stdout
+    let opts = StartOptions {
+        access_log: if no_log {
+            AccessLog::Off
+        } else {
+            AccessLog::Stdout
+        },
+        ..StartOptions::default()
     };
-    match poolgate_proxy::prepare(&cfg, None, log) {
+    match poolgate_proxy::prepare(&cfg, opts) {
         Ok(p) => p.server.run_forever(),
         Err(e) => fail(&e.to_string()),
     }

@@ -99,11 +99,15 @@ impl Metrics {
         self.duration.with_label_values(&[route]).observe(seconds);
     }
 
-    /// The whole registry in Prometheus text format.
-    pub fn render(&self) -> Vec<u8> {
+    /// The registry, plus `extra` (the authorizer's), in Prometheus text format.
+    pub fn render(&self, extra: Option<&Registry>) -> Vec<u8> {
+        let mut families = self.registry.gather();
+        if let Some(extra) = extra {
+            families.extend(extra.gather());
+        }
         let mut out = Vec::with_capacity(8 * 1024);
         // Encoding into a Vec cannot fail for well-formed metric families.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        let _ = TextEncoder::new().encode(&families, &mut out);
         out
     }
 }
@@ -133,7 +137,7 @@ mod tests {
         m.observe_request("orders", 403, "no_statement", 0.002);
         m.observe_request("orders", 403, "no_statement", 0.003);
         m.observe_request("orders", 200, "allowed", 0.001);
-        let text = String::from_utf8(m.render()).unwrap();
+        let text = String::from_utf8(m.render(None)).unwrap();
         assert!(
             text.contains(
                 r#"poolgate_requests_total{reason="no_statement",route="orders",status="403"} 2"#

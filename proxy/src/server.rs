@@ -14,6 +14,7 @@ use pingora::services::listening::Service;
 use crate::admin::AdminApp;
 use crate::config::ProxyConfig;
 use crate::gate::{Gate, Shared};
+use crate::reload::{KeyLifecycle, Reloader};
 
 /// How often the health checker looks for due checks.
 const HEALTH_TICK: Duration = Duration::from_millis(100);
@@ -49,7 +50,11 @@ pub fn server_conf(cfg: &ProxyConfig) -> ServerConf {
 }
 
 /// Builds the whole server (not yet running).
-pub fn build(cfg: &ProxyConfig, shared: Arc<Shared>) -> Result<Server, ServerError> {
+pub fn build(
+    cfg: &ProxyConfig,
+    shared: Arc<Shared>,
+    reloader: Option<Reloader>,
+) -> Result<Server, ServerError> {
     if cfg.listeners.is_empty() {
         return Err(ServerError::NoListeners);
     }
@@ -95,6 +100,15 @@ pub fn build(cfg: &ProxyConfig, shared: Arc<Shared>) -> Result<Server, ServerErr
         let mut svc = Service::new("poolgate admin".to_owned(), AdminApp::new(shared.clone()));
         svc.add_tcp(&admin.to_string());
         server.add_service(svc);
+    }
+    server.add_service(background_service(
+        "keys",
+        KeyLifecycle {
+            shared: shared.clone(),
+        },
+    ));
+    if let Some(r) = reloader {
+        server.add_service(background_service("reload", r));
     }
     server.add_service(background_service(
         "upstream health",

@@ -45,6 +45,8 @@ enum Pool {
 /// One pool of targets.
 pub struct Upstream {
     pub name: String,
+    /// What it was built from (a reload with the same spec keeps this pool and its health).
+    spec: UpstreamSpec,
     pool: Pool,
     peers: HashMap<SocketAddr, HttpPeer>,
     pub hash_key: HashKey,
@@ -88,6 +90,7 @@ impl Upstream {
         };
         Ok(Self {
             name: spec.name.clone(),
+            spec: spec.clone(),
             pool,
             peers,
             hash_key,
@@ -262,12 +265,19 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// Builds every pool; the first failure is returned.
-    pub fn build(specs: &[UpstreamSpec]) -> Result<Self, UpstreamError> {
+    /// Builds every pool, taking over unchanged ones from `previous`; the first failure is
+    /// returned.
+    pub fn build(
+        specs: &[UpstreamSpec],
+        previous: Option<&Upstreams>,
+    ) -> Result<Self, UpstreamError> {
         let mut by_name = HashMap::new();
         for spec in specs {
-            let up = Upstream::build(spec)?;
-            if by_name.insert(spec.name.clone(), Arc::new(up)).is_some() {
+            let up = match previous.and_then(|p| p.get(&spec.name)) {
+                Some(old) if old.spec == *spec => old.clone(),
+                _ => Arc::new(Upstream::build(spec)?),
+            };
+            if by_name.insert(spec.name.clone(), up).is_some() {
                 return Err(UpstreamError::Duplicate(spec.name.clone()));
             }
         }

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
+use poolgate_proxy::StartOptions;
 use poolgate_proxy::access_log::AccessLog;
 use poolgate_proxy::config::{ListenerSpec, ProxyConfig};
 use poolgate_proxy::gate::Shared;
-use poolgate_proxy::verifier::TokenVerifier;
 use tokio::sync::oneshot;
 
 pub fn free_port() -> SocketAddr {
@@ -49,11 +49,11 @@ pub struct Proxy {
 impl Proxy {
     /// Fills in listener and admin addresses of `cfg`, starts it, waits until both answer.
     pub fn start(cfg: ProxyConfig) -> Self {
-        Self::start_with(cfg, None)
+        Self::start_with(cfg, StartOptions::default())
     }
 
-    /// [`Proxy::start`] with a token verifier.
-    pub fn start_with(mut cfg: ProxyConfig, verifier: Option<Arc<dyn TokenVerifier>>) -> Self {
+    /// [`Proxy::start`] with options (the access log is always captured in memory).
+    pub fn start_with(mut cfg: ProxyConfig, mut opts: StartOptions) -> Self {
         let addr = free_port();
         let admin = free_port();
         cfg.listeners = vec![ListenerSpec {
@@ -63,8 +63,11 @@ impl Proxy {
         cfg.admin = Some(admin);
         cfg.server.threads = 1;
         let log = Arc::new(Mutex::new(Vec::new()));
-        let prepared =
-            poolgate_proxy::prepare(&cfg, verifier, AccessLog::Memory(log.clone())).unwrap();
+        let prepared = {
+            opts.access_log = AccessLog::Memory(log.clone());
+            poolgate_proxy::prepare(&cfg, opts)
+        }
+        .unwrap();
         let shared = prepared.shared.clone();
         let (tx, rx) = oneshot::channel();
         let server = prepared.server;
