@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use support::backend::EchoBackend;
 use support::client::get;
-use support::harness::{Proxy, sample, simple_config};
+use support::harness::{Proxy, policy_config, sample, simple_config};
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_status_and_reason() {
@@ -62,8 +62,17 @@ async fn metrics_count_requests_by_route_status_and_reason() {
 #[tokio::test]
 async fn healthz_and_readyz() {
     let be = EchoBackend::start("a");
+    // an issuer whose keys cannot be fetched: alive, not ready
     let proxy = Proxy::start(simple_config(vec![be.target()]));
     assert_eq!(get(proxy.admin, "/healthz", &[]).await.status, 200);
+    assert_eq!(get(proxy.admin, "/readyz", &[]).await.status, 503);
+    drop(proxy);
+    // no issuers: ready as soon as the configuration is loaded
+    let yaml = format!(
+        "version: 1\nupstreams:\n  app:\n    targets: [\"{}\"]\nroutes:\n  - match: {{ path: \"/**\" }}\n    upstream: app\n    public: true\n",
+        be.target()
+    );
+    let proxy = Proxy::start(policy_config(&yaml));
     assert_eq!(get(proxy.admin, "/readyz", &[]).await.status, 200);
     proxy.shared.config_ready.store(false, Ordering::Release);
     assert_eq!(get(proxy.admin, "/readyz", &[]).await.status, 503);
@@ -96,9 +105,15 @@ async fn access_log_has_one_line_per_request_and_never_the_token() {
     assert_eq!(lines[0]["route"], "public");
     assert_eq!(lines[0]["decision"], "allow");
     assert_eq!(lines[0]["path"], "/pub");
+    // refused (the token is not even verifiable), and the line says why
     assert_eq!(lines[1]["status"], 401);
     assert_eq!(lines[1]["decision"], "deny");
-    assert_eq!(lines[1]["reason"], "no_verifier");
+    assert_eq!(lines[1]["route"], "private");
+    assert!(
+        lines[1]["reason"].as_str().is_some_and(|r| r != "-"),
+        "{}",
+        lines[1]
+    );
     for l in proxy.log.lock().unwrap().iter() {
         assert!(
             !l.contains(secret) && !l.contains("qs-secret"),

@@ -126,7 +126,7 @@ async fn round_robin_spreads_over_two_backends() {
 }
 
 #[tokio::test]
-async fn protected_route_without_verifier_is_refused_and_backend_untouched() {
+async fn protected_route_refuses_missing_and_malformed_tokens_before_the_backend() {
     let be = EchoBackend::start("a");
     let proxy = Proxy::start(simple_config(vec![be.target()]));
     let r = get(proxy.addr, "/private/data", &[]).await;
