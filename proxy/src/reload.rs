@@ -111,7 +111,7 @@ impl BackgroundService for Reloader {
         let files = || {
             let state = self.shared.state.load();
             let mut f = state.policy.files.clone();
-            if f.is_empty() {
+            if !f.contains(&self.path) {
                 f.push(self.path.clone());
             }
             f
