@@ -63,9 +63,23 @@ fn main() -> ExitCode {
         Ok(path) => eprintln!("results: {}", path.display()),
         Err(e) => return fail(&e),
     }
-    let failed = report.rows.iter().any(|r| r.requests == 0);
-    if args.smoke && failed {
-        return fail("a target answered no request");
+    if args.smoke {
+        let bad: Vec<String> = report
+            .rows
+            .iter()
+            .filter(|r| r.requests == 0 || r.unexpected_total() > 0)
+            .map(|r| {
+                format!(
+                    "{} ({} requests, {} unexpected)",
+                    r.name,
+                    r.requests,
+                    r.unexpected_total()
+                )
+            })
+            .collect();
+        if !bad.is_empty() {
+            return fail(&format!("smoke: {}", bad.join(", ")));
+        }
     }
     ExitCode::SUCCESS
 }

@@ -126,12 +126,14 @@ http {{\n  access_log off;\n\
 }
 
 /// HAProxy 2.6: bearer from `Authorization`, RS256 only, signature by `jwt_verify` against the
-/// issuer's public key, `exp` in the future, and one of the groups that may read `/articles/`.
+/// issuer's public key, `exp` in the future, and one of the groups that may read `/articles/`
+/// among the first two of `cognito:groups` (HAProxy 2.6's `jwt_payload_query` returns nothing
+/// for a whole array, so elements are read by index).
 pub fn haproxy_cfg(listen: SocketAddr, backend: SocketAddr, key: &Path) -> String {
     let k = key.display();
     format!(
         "# Written by poolgate-bench: HAProxy with jwt_verify, the strongest C peer.\n\
-global\n  nbthread 1\n  maxconn 20000\n  log stderr format raw local0 err\n\
+global\n  nbthread 1\n  maxconn 8000\n  log stderr format raw local0 err\n\
 defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n\
 frontend bench\n  bind {listen}\n\
   http-request deny status 401 unless {{ req.hdr(authorization) -m beg \"Bearer \" }}\n\
@@ -142,8 +144,11 @@ frontend bench\n  bind {listen}\n\
   http-request set-var(txn.exp) var(txn.bearer),jwt_payload_query('$.exp','int')\n\
   http-request set-var(txn.now) date()\n\
   http-request deny status 401 if {{ var(txn.exp),sub(txn.now) -m int lt 0 }}\n\
-  http-request set-var(txn.groups) var(txn.bearer),jwt_payload_query('$.cognito:groups')\n\
-  http-request deny status 403 unless {{ var(txn.groups) -m sub readers editors admin }}\n\
+  http-request set-var(txn.g0) var(txn.bearer),jwt_payload_query('$.cognito:groups[0]')\n\
+  http-request set-var(txn.g1) var(txn.bearer),jwt_payload_query('$.cognito:groups[1]')\n\
+  acl reader var(txn.g0) -m str readers editors admin\n\
+  acl reader var(txn.g1) -m str readers editors admin\n\
+  http-request deny status 403 unless reader\n\
   default_backend backend\n\
 backend backend\n  http-reuse always\n  server b1 {backend}\n"
     )
@@ -152,6 +157,38 @@ backend backend\n  http-reuse always\n  server b1 {backend}\n"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The generated configurations are accepted by the installed peers (skipped when absent).
+    #[test]
+    fn peer_configs_are_valid() {
+        let dir = std::env::temp_dir().join(format!("pgb-peers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let key = std::sync::Arc::new(poolgate_authorizer::testutil::TestKey::rsa("k").unwrap());
+        let pem = crate::tokens::Minter::with_test_key("i", "c", key)
+            .public_pem()
+            .unwrap();
+        for peer in [Peer::Nginx, Peer::Haproxy] {
+            let Ok((bin, _)) = peer.find() else {
+                eprintln!("{} not installed: not checked", peer.name());
+                continue;
+            };
+            let mut args = peer.configure(&dir, a(1), a(2), Some(&pem)).unwrap();
+            match peer {
+                Peer::Nginx => args.push("-t".into()),
+                Peer::Haproxy => args.insert(0, "-c".into()),
+            }
+            let out = Command::new(bin).args(&args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}{}",
+                peer.name(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn haproxy_versions() {

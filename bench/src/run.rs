@@ -61,6 +61,7 @@ struct Ctx<'a> {
     poolgate: PathBuf,
     host: HeaderValue,
     sets: TokenSets,
+    cpus: usize,
     notes: Vec<String>,
 }
 
@@ -73,6 +74,8 @@ pub async fn local(
     let started = unix_now();
     let load_before = loadavg();
     let sizes = args.sizes();
+    // Counted before pinning: afterwards this process sees only its own CPU.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pin = Pinning::choose(!args.no_pin);
     let dir = std::env::temp_dir().join(format!("poolgate-bench-{}-{started}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -107,6 +110,7 @@ pub async fn local(
         poolgate,
         host: HeaderValue::from_static("bench.local"),
         sets,
+        cpus,
         notes: Vec::new(),
     };
     let result = ctx.all(scenarios, started, load_before).await;
@@ -208,7 +212,7 @@ impl Ctx<'_> {
             started_unix: started,
             command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
             machine: Machine {
-                cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                cpus: self.cpus,
                 loadavg_before: load_before,
                 loadavg_after: loadavg(),
                 poolgate: version_of(&self.poolgate),
