@@ -34,6 +34,11 @@ pub struct Args {
     #[arg(long)]
     pub rate: Option<f64>,
 
+    /// Measure every target this many times, interleaved, and keep each one's best round
+    /// (a shared machine disturbs some rounds).
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u32,
+
     /// Peers to run side by side (`nginx`: pass-through; `haproxy`: jwt_verify per request).
     #[arg(long = "peer", value_enum)]
     pub peers: Vec<Peer>,

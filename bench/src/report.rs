@@ -34,6 +34,8 @@ pub struct Row {
     pub x_backend: Option<f64>,
     pub x_passthrough: Option<f64>,
     pub notes: Vec<String>,
+    /// Rounds measured; the row is the best of them (`--rounds`).
+    pub rounds: u32,
 }
 
 impl Row {
@@ -58,7 +60,16 @@ impl Row {
             x_backend: None,
             x_passthrough: None,
             notes: Vec::new(),
+            rounds: 1,
         }
+    }
+
+    /// Proxy CPU time per request in microseconds: less disturbed by a busy machine than
+    /// requests/s, since time spent waiting for the CPU is not counted.
+    pub fn cpu_us_per_req(&self) -> Option<f64> {
+        self.cpu_s
+            .filter(|_| self.requests > 0)
+            .map(|c| c * 1e6 / self.requests as f64)
     }
 
     pub fn unexpected_total(&self) -> u64 {
@@ -141,7 +152,7 @@ pub fn markdown(rep: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "### poolgate-bench: {}\n\n| target | req/s | × backend | × passthrough | p50 ms | p90 ms | p99 ms | p99.9 ms | statuses | unexpected | proxy CPU s (cores) | RSS / peak MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "### poolgate-bench: {}\n\n| target | req/s | × backend | × passthrough | p50 ms | p90 ms | p99 ms | p99.9 ms | statuses | unexpected | proxy CPU s (cores) | CPU µs/req | RSS / peak MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
         rep.command
     );
     for r in &rep.rows {
@@ -161,7 +172,7 @@ pub fn markdown(rep: &Report) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {:.0} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} | {} |",
             r.name,
             r.rps,
             f(r.x_backend, 2),
@@ -173,6 +184,7 @@ pub fn markdown(rep: &Report) -> String {
             statuses,
             r.unexpected_total(),
             cpu,
+            f(r.cpu_us_per_req(), 1),
             rss
         );
     }
@@ -234,6 +246,7 @@ mod tests {
             x_backend: None,
             x_passthrough: None,
             notes: vec![],
+            rounds: 1,
         }
     }
 
@@ -278,6 +291,6 @@ mod tests {
         let md = markdown(&rep);
         assert!(md.contains("| hot | 45 | 0.45 | 0.90 |"), "{md}");
         assert!(md.contains("| hot ≥ 0.9× passthrough | 0.90× | yes |"));
-        assert!(md.contains("0.50 (0.50)"));
+        assert!(md.contains("0.50 (0.50) | 500000.0 |"), "{md}");
     }
 }
