@@ -90,6 +90,12 @@ async fn health_check_takes_an_unhealthy_target_out_and_back() {
         assert_eq!(r.header("x-backend"), Some("a"));
     }
     assert_eq!(b.count(), 0, "the unhealthy target got traffic");
+    let m = proxy.metrics().await;
+    assert_eq!(
+        sample(&m, r#"poolgate_upstream_healthy_targets{upstream="app"}"#),
+        Some(1.0),
+        "{m}"
+    );
 
     b.set_unhealthy(false);
     let probes = b.health_probes();

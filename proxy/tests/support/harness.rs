@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
 use poolgate_proxy::StartOptions;
 use poolgate_proxy::access_log::AccessLog;
-use poolgate_proxy::config::{ListenerSpec, ProxyConfig};
+use poolgate_proxy::config::{ListenerSpec, ProxyConfig, TlsFiles};
 use poolgate_proxy::gate::Shared;
 use tokio::sync::oneshot;
 
@@ -52,14 +52,24 @@ impl Proxy {
         Self::start_with(cfg, StartOptions::default())
     }
 
+    /// [`Proxy::start`] with a TLS listener on `cert` and `key` (PEM files).
+    pub fn start_tls(cfg: ProxyConfig, cert: &std::path::Path, key: &std::path::Path) -> Self {
+        let tls = TlsFiles {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+        };
+        Self::start_inner(cfg, StartOptions::default(), Some(tls))
+    }
+
     /// [`Proxy::start`] with options (the access log is always captured in memory).
-    pub fn start_with(mut cfg: ProxyConfig, mut opts: StartOptions) -> Self {
+    pub fn start_with(cfg: ProxyConfig, opts: StartOptions) -> Self {
+        Self::start_inner(cfg, opts, None)
+    }
+
+    fn start_inner(mut cfg: ProxyConfig, mut opts: StartOptions, tls: Option<TlsFiles>) -> Self {
         let addr = free_port();
         let admin = free_port();
-        cfg.listeners = vec![ListenerSpec {
-            address: addr,
-            tls: None,
-        }];
+        cfg.listeners = vec![ListenerSpec { address: addr, tls }];
         cfg.admin = Some(admin);
         cfg.server.threads = 1;
         let log = Arc::new(Mutex::new(Vec::new()));
