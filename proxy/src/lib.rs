@@ -7,6 +7,7 @@
 //! - [`gate`]: the `ProxyHttp` hooks and the per-request context (phase chart there)
 //! - [`convert`]: policy file model → runtime settings and authorizer issuers
 //! - [`verifier`]: the token-verification seam (the authorizer implements it)
+//! - `demo` (feature `demo`): `poolgate demo` and `poolgate token`
 //! - [`explain`]: `poolgate explain`
 //! - [`cors`]: preflights answered at the edge, CORS response headers
 //! - [`upstreams`]: load-balanced pools, prebuilt peers, health checks
@@ -21,6 +22,8 @@ pub mod admin;
 pub mod config;
 pub mod convert;
 pub mod cors;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod explain;
 pub mod gate;
 pub mod headers;

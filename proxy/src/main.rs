@@ -64,7 +64,7 @@ enum Command {
     },
     /// Local issuer, demo backend and proxy in one process.
     Demo,
-    /// Mint a token from the demo issuer's key.
+    /// Mint a token from the running demo issuer's key (asks `poolgate demo`'s token endpoint).
     Token {
         #[arg(long)]
         user: String,
@@ -120,12 +120,12 @@ fn main() -> ExitCode {
             threads,
             no_access_log,
         } => passthrough(listen, &upstream, admin, threads, no_access_log),
-        Command::Demo => {
-            fail("`demo` needs the authorizer's test issuer, which is not wired in yet")
-        }
-        Command::Token { .. } => {
-            fail("`token` needs the authorizer's token minting, which is not wired in yet")
-        }
+        Command::Demo => demo(),
+        Command::Token {
+            user,
+            groups,
+            scopes,
+        } => token(&user, &groups, scopes.as_deref()),
     }
 }
 
@@ -253,6 +253,35 @@ fn passthrough(
         Ok(p) => p.server.run_forever(),
         Err(e) => fail(&e.to_string()),
     }
+}
+
+#[cfg(feature = "demo")]
+fn demo() -> ExitCode {
+    match poolgate_proxy::demo::run() {
+        Ok(never) => match never {},
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+#[cfg(not(feature = "demo"))]
+fn demo() -> ExitCode {
+    fail("this build has no demo (built without the `demo` feature)")
+}
+
+#[cfg(feature = "demo")]
+fn token(user: &str, groups: &str, scopes: Option<&str>) -> ExitCode {
+    match poolgate_proxy::demo::fetch_token(user, groups, scopes) {
+        Ok(t) => {
+            println!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+#[cfg(not(feature = "demo"))]
+fn token(_user: &str, _groups: &str, _scopes: Option<&str>) -> ExitCode {
+    fail("this build has no demo issuer (built without the `demo` feature)")
 }
 
 fn fail(message: &str) -> ExitCode {
