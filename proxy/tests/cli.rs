@@ -123,6 +123,16 @@ fn explain_shows_route_roles_and_decision() {
     assert_eq!(v["status"], 404);
 }
 
+/// Kills the demo when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
 async fn demo_and_token_end_to_end() {
     let (listen, admin, token_at) = (free_port(), free_port(), free_port());
@@ -135,7 +145,9 @@ async fn demo_and_token_end_to_end() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let stdout = child.stdout.take().unwrap();
+    let _guard = KillOnDrop(child);
+    let mut lines = BufReader::new(stdout).lines();
     let mut banner = Vec::new();
     for line in lines.by_ref() {
         let line = line.unwrap();
@@ -222,7 +234,4 @@ async fn demo_and_token_end_to_end() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
-
-    child.kill().unwrap();
-    let _ = child.wait();
 }
