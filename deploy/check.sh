@@ -9,7 +9,8 @@
 #   manifests.py    the pieces fit: selectors, ports, probes, security context, shutdown budget
 #   hadolint + dockerfile.py  the image's Dockerfile
 #   ShellCheck      the deploy and e2e scripts
-#   poolgate check  the ConfigMap's policy (only when POOLGATE_BIN is given)
+#   poolgate check  the ConfigMap's policy (POOLGATE_BIN; else the policies crate's `check` example
+#                   when built: POLICIES_CHECK_BIN or <target>/debug/examples/check)
 #
 #   deploy/check.sh
 #   POOLGATE_BIN=target/debug/poolgate POOLGATE_METRICS_FILE=metrics.txt deploy/check.sh
@@ -118,6 +119,22 @@ render() {
   fi
 }
 if [ "${DEPLOY_CHECK_RENDERER:-auto}" != python ] && command -v kubectl >/dev/null 2>&1; then log "rendering with $(kubectl version --client 2>/dev/null | grep -i kustomize || echo 'kubectl kustomize')"; else log "rendering with deploy/checks/render.py (no kubectl, or DEPLOY_CHECK_RENDERER=python)"; fi
+# The policy in the ConfigMap goes through the real loader: `poolgate check`, or until the binary
+# exists the policies crate's example (`cargo build -p poolgate-policies --example check`).
+POLICY_CHECK=""
+POLICY_CHECK_NAME=""
+if [ -n "${POOLGATE_BIN:-}" ]; then
+  POLICY_CHECK="'$POOLGATE_BIN' check -c"
+  POLICY_CHECK_NAME="poolgate check"
+else
+  for c in "${POLICIES_CHECK_BIN:-}" "${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/check"; do
+    if [ -n "$c" ] && [ -x "$c" ]; then
+      POLICY_CHECK="'$c'"
+      POLICY_CHECK_NAME="the policies loader ($(basename "$c"))"
+      break
+    fi
+  done
+fi
 for k in base overlays/example; do
   out="$WORK/${k//\//-}.yaml"
   check "render deploy/kubernetes/$k" bash -c "$(declare -f render); PY='$PY' DEPLOY='$DEPLOY'; DEPLOY_CHECK_RENDERER='${DEPLOY_CHECK_RENDERER:-auto}' render '$DEPLOY/kubernetes/$k' > '$out'"
@@ -125,12 +142,12 @@ for k in base overlays/example; do
     check "kubernetes-validate --strict $k (Kubernetes $v)" "$VENV/bin/kubernetes-validate" --strict --quiet -k "$v" "$out"
   done
   check "manifests fit together: $k" "$PY" "$DEPLOY/checks/manifests.py" "$out" --policy-out "$WORK/policy-${k//\//-}"
-  if [ -n "${POOLGATE_BIN:-}" ]; then
-    check "poolgate check on the ConfigMap policy ($k)" bash -c \
-      "set -a; . '$WORK/policy-${k//\//-}/env'; set +a; '$POOLGATE_BIN' check -c '$WORK/policy-${k//\//-}/poolgate.yaml'"
+  if [ -n "$POLICY_CHECK" ]; then
+    check "${POLICY_CHECK_NAME} on the ConfigMap policy ($k)" bash -c \
+      "set -a; . '$WORK/policy-${k//\//-}/env'; set +a; $POLICY_CHECK '$WORK/policy-${k//\//-}/poolgate.yaml'"
   fi
 done
-[ -n "${POOLGATE_BIN:-}" ] || log "POOLGATE_BIN not set: \`poolgate check\` on the ConfigMap policy skipped"
+[ -n "$POLICY_CHECK" ] || log "neither POOLGATE_BIN nor POLICIES_CHECK_BIN: the ConfigMap policy was not loaded"
 
 # --- container image -------------------------------------------------------------------------
 # DL3008 (pin apt package versions) is ignored on purpose: Debian security updates replace the

@@ -66,6 +66,30 @@ start_cognito_local() {
   wait_http "$EMU_URL/" "$EMU_PID" 60 || { tail -20 "$dir/emulator.log" >&2; return 1; }
 }
 
+# Fills policy.yaml.tmpl for this emulator's tokens: render_policy DIR LISTEN ADMIN BACKEND.
+render_policy() {
+  local dir="$1"
+  E2E_LISTEN_PORT="$2" E2E_ADMIN_PORT="$3" E2E_BACKEND_PORT="$4" \
+    "$VENV/bin/python" - "$E2E_DIR/policy.yaml.tmpl" "$dir/tokens.json" "$dir/policy.yaml" <<'PY'
+import json, os, string, sys
+tmpl, tokens, out = sys.argv[1:4]
+t = json.load(open(tokens))
+env = dict(os.environ, E2E_ISSUER=t["issuer"], E2E_JWKS_URL=t["jwks_url"], E2E_CLIENT_ID=t["client_id"])
+open(out, "w").write(string.Template(open(tmpl).read()).substitute(env))
+PY
+  [ -s "$dir/policy.yaml" ] || { log "could not render $E2E_DIR/policy.yaml.tmpl"; return 1; }
+}
+
+# Until the binary exists, the policies crate's `check` example (built by `cargo test`) loads the
+# rendered policy, so a drift between the template and the policy format shows up early.
+policies_check_bin() {
+  local c
+  for c in "${POLICIES_CHECK_BIN:-}" "${CARGO_TARGET_DIR:-$E2E_DIR/../../target}/debug/examples/check"; do
+    if [ -n "$c" ] && [ -x "$c" ]; then printf '%s\n' "$c"; return 0; fi
+  done
+  return 1
+}
+
 # Renders the policy, runs `poolgate check` and `poolgate run`, and asserts the table.
 # Called in an `if`, where `set -e` does not apply: every step returns on failure itself.
 run_proxy_cases() {
@@ -78,15 +102,7 @@ run_proxy_cases() {
 
   listen="$(free_port)" || return 1
   admin="$(free_port)" || return 1
-  E2E_LISTEN_PORT="$listen" E2E_ADMIN_PORT="$admin" E2E_BACKEND_PORT="$(cat "$dir/backend.port")" \
-    "$VENV/bin/python" - "$E2E_DIR/policy.yaml.tmpl" "$dir/tokens.json" "$dir/policy.yaml" <<'PY'
-import json, os, string, sys
-tmpl, tokens, out = sys.argv[1:4]
-t = json.load(open(tokens))
-env = dict(os.environ, E2E_ISSUER=t["issuer"], E2E_JWKS_URL=t["jwks_url"], E2E_CLIENT_ID=t["client_id"])
-open(out, "w").write(string.Template(open(tmpl).read()).substitute(env))
-PY
-  [ -s "$dir/policy.yaml" ] || { log "could not render $E2E_DIR/policy.yaml.tmpl"; return 1; }
+  render_policy "$dir" "$listen" "$admin" "$(cat "$dir/backend.port")" || return 1
 
   if ! "$POOLGATE_BIN" check -c "$dir/policy.yaml" >"$dir/check.out" 2>&1; then
     log "poolgate check rejected the e2e policy:"
@@ -146,6 +162,15 @@ for emu in "${EMULATORS[@]}"; do
   else
     SKIPPED=$((SKIPPED + 1))
     SUMMARY+=("$emu proxy table: skipped (POOLGATE_BIN not set)")
+    if checker="$(policies_check_bin)"; then
+      if render_policy "$dir" 8080 9090 8081 && "$checker" "$dir/policy.yaml"; then
+        PASSED=$((PASSED + 1))
+        SUMMARY+=("$emu policy loads with $checker: ok")
+      else
+        FAILED=$((FAILED + 1))
+        SUMMARY+=("$emu policy loads with $checker: FAILED")
+      fi
+    fi
   fi
   stop_pid "$EMU_PID"
 done
