@@ -95,12 +95,26 @@ fn read(path: &Path, diags: &mut Diagnostics, at: Option<(Span, &str)>) -> Optio
     }
 }
 
-fn parse<T: DeserializeOwned>(file: &str, text: &str, diags: &mut Diagnostics) -> Option<T> {
+fn parse<T: DeserializeOwned>(
+    file: &str,
+    text: &str,
+    diags: &mut Diagnostics,
+    include: bool,
+) -> Option<T> {
     diags.add_source(file, text);
     match serde_saphyr::from_str::<T>(text) {
         Ok(v) => Some(v),
         Err(e) => {
-            diags.push(yaml_error(file, &e));
+            // serde stops at the first problem: sweep the file for every unknown key, and keep
+            // serde's own error when it is about something else.
+            let first = yaml_error(file, &e);
+            let unknown = crate::keys::unknown_keys(file, text, include);
+            if !unknown.iter().any(|d| d.span == first.span) {
+                diags.push(first);
+            }
+            for d in unknown {
+                diags.push(d);
+            }
             None
         }
     }
@@ -114,8 +128,9 @@ pub(crate) fn load_text(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Diagnostics> {
     let mut diags = Diagnostics::new();
-    let main: Option<crate::file::FileConfig> = parse(file, text, &mut diags);
+    let main: Option<crate::file::FileConfig> = parse(file, text, &mut diags, false);
     let Some(main) = main else {
+        diags.sort();
         return Err(diags);
     };
     let mut parts = Vec::new();
@@ -159,7 +174,7 @@ pub(crate) fn load_text(
             continue;
         };
         let inc_file = path.display().to_string();
-        if let Some(parsed) = parse(&inc_file, &inc_text, &mut diags) {
+        if let Some(parsed) = parse(&inc_file, &inc_text, &mut diags, true) {
             parts.push((inc_file, parsed));
         }
     }

@@ -101,6 +101,7 @@ fixture_tests!(
     syntax,
     unknown_key,
     unknown_nested_key,
+    unknown_keys_many,
     missing_key,
     duplicate_key,
     version,
