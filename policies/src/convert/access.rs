@@ -346,8 +346,14 @@ pub(super) fn route(
             .as_ref()
             .and_then(|t| token_use(ctx, t, &format!("{akey}.token_use")));
         if let Some(s) = &a.scopes {
-            auth.scopes_any_of = s.any_of.iter().map(|x| x.value.clone()).collect();
-            auth.scopes_all_of = s.all_of.iter().map(|x| x.value.clone()).collect();
+            let mut texts = |list: &[S], what: &str| -> Vec<String> {
+                list.iter()
+                    .enumerate()
+                    .filter_map(|(i, x)| ctx.text(x, &format!("{akey}.scopes.{what}[{i}]")))
+                    .collect()
+            };
+            auth.scopes_any_of = texts(&s.any_of, "any_of");
+            auth.scopes_all_of = texts(&s.all_of, "all_of");
         }
         auth.roles = role_refs(ctx, &a.roles, &format!("{akey}.roles"), names);
     }
