@@ -6,6 +6,9 @@
 #   POOLGATE_BIN=target/debug/poolgate tests/e2e/run.sh
 #                                         # also run the proxy on a generated policy and assert issue 6's table
 #   E2E_REQUIRE_PROXY=1 tests/e2e/run.sh  # fail (instead of skip) when POOLGATE_BIN is not given
+#   E2E_AUTHORIZER_PROBE=1 ...            # also verify the tokens with poolgate's authorizer crate
+#                                         # (builds tests/e2e/authorizer-probe with cargo; or give
+#                                         # E2E_AUTHORIZER_PROBE_BIN=path to a built probe)
 #   E2E_KEEP=1 ...                        # keep the work directory (tokens, logs, policy) for inspection
 #
 # Installs what it needs (a Python venv under tests/e2e/.venv, `npm ci` in tests/e2e/cognito-local),
@@ -127,6 +130,13 @@ run_proxy_cases() {
   return "$rc"
 }
 
+PROBE="${E2E_AUTHORIZER_PROBE_BIN:-}"
+if [ -z "$PROBE" ] && [ "${E2E_AUTHORIZER_PROBE:-0}" = 1 ]; then
+  log "building the authorizer probe (cargo)"
+  cargo build -q --manifest-path "$E2E_DIR/authorizer-probe/Cargo.toml" || die "the authorizer probe does not build"
+  PROBE="${CARGO_TARGET_DIR:-$E2E_DIR/authorizer-probe/target}/debug/poolgate-e2e-authorizer-probe"
+fi
+
 t_install="$(now)"
 ensure_venv
 for emu in "${EMULATORS[@]}"; do [ "$emu" = cognito-local ] && ensure_cognito_local; done
@@ -150,6 +160,16 @@ for emu in "${EMULATORS[@]}"; do
     continue
   fi
   if [ -n "${E2E_TOKENS_OUT:-}" ]; then cp "$dir/tokens.json" "$E2E_TOKENS_OUT.$emu.json"; fi
+
+  if [ -n "$PROBE" ]; then
+    if "$PROBE" "$dir/tokens.json"; then
+      PASSED=$((PASSED + 1))
+      SUMMARY+=("$emu authorizer probe: ok")
+    else
+      FAILED=$((FAILED + 1))
+      SUMMARY+=("$emu authorizer probe: FAILED")
+    fi
+  fi
 
   if [ -n "${POOLGATE_BIN:-}" ]; then
     if run_proxy_cases "$emu" "$dir"; then
