@@ -14,7 +14,10 @@ use poolgate_authorizer::{
 use serde_json::Value;
 
 fn field<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    path.iter().fold(v, |v, k| &v[*k]).as_str().unwrap_or_default()
+    path.iter()
+        .fold(v, |v, k| &v[*k])
+        .as_str()
+        .unwrap_or_default()
 }
 
 fn issuer(tokens: &Value, token_use: TokenUseRequirement) -> IssuerConfig {
@@ -40,7 +43,11 @@ fn with_payload(token: &str, payload: &Value) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in json.as_bytes().chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..=chunk.len() {
             let _ = write!(out, "{}", A[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -55,7 +62,12 @@ struct Tally {
 }
 
 impl Tally {
-    fn expect_ok(&mut self, name: &str, r: Result<Arc<Identity>, AuthError>, check: impl Fn(&Identity) -> Option<String>) {
+    fn expect_ok(
+        &mut self,
+        name: &str,
+        r: Result<Arc<Identity>, AuthError>,
+        check: impl Fn(&Identity) -> Option<String>,
+    ) {
         match r {
             Ok(id) => match check(&id) {
                 None => self.ok(&format!("{name}: accepted (sub {}, username {:?}, groups {:?}, client {:?}, scopes {:?})", id.sub, id.username, id.groups, id.client_id, id.scopes)),
@@ -67,8 +79,13 @@ impl Tally {
     fn expect_err(&mut self, name: &str, r: Result<Arc<Identity>, AuthError>, want: &[&str]) {
         match r {
             Ok(id) => self.fail(&format!("{name}: ACCEPTED (sub {})", id.sub)),
-            Err(e) if want.is_empty() || want.contains(&e.code()) => self.ok(&format!("{name}: rejected with {}", e.code())),
-            Err(e) => self.fail(&format!("{name}: rejected with {}, expected one of {want:?}", e.code())),
+            Err(e) if want.is_empty() || want.contains(&e.code()) => {
+                self.ok(&format!("{name}: rejected with {}", e.code()))
+            }
+            Err(e) => self.fail(&format!(
+                "{name}: rejected with {}, expected one of {want:?}",
+                e.code()
+            )),
         }
     }
     fn ok(&mut self, msg: &str) {
@@ -94,8 +111,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut t = Tally { passed: 0, failed: 0 };
-    let access = match Authorizer::new(vec![issuer(&tokens, TokenUseRequirement::Access)], CacheConfig::default()) {
+    let mut t = Tally {
+        passed: 0,
+        failed: 0,
+    };
+    let access = match Authorizer::new(
+        vec![issuer(&tokens, TokenUseRequirement::Access)],
+        CacheConfig::default(),
+    ) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("issuer config refused: {e}");
@@ -109,7 +132,12 @@ async fn main() -> ExitCode {
     }
     let req = Requirement::access("pool");
     let users = &tokens["users"];
-    for (user, group) in [("alice", Some("admin")), ("bob", Some("editors")), ("carol", Some("readers")), ("dave", None)] {
+    for (user, group) in [
+        ("alice", Some("admin")),
+        ("bob", Some("editors")),
+        ("carol", Some("readers")),
+        ("dave", None),
+    ] {
         let want_groups: Vec<String> = group.iter().map(|g| (*g).to_owned()).collect();
         let want_sub = field(users, &[user, "sub"]).to_owned();
         let want_client = field(&tokens, &["client_id"]).to_owned();
@@ -128,16 +156,39 @@ async fn main() -> ExitCode {
             }
         });
     }
-    let again = access.verify(field(users, &["alice", "access"]), &req).await;
+    let again = access
+        .verify(field(users, &["alice", "access"]), &req)
+        .await;
     t.expect_ok("alice access token again (cache)", again, |_| None);
-    let refreshed = access.verify(field(&tokens, &["refreshed_access"]), &req).await;
-    t.expect_ok("alice access token from REFRESH_TOKEN_AUTH", refreshed, |_| None);
+    let refreshed = access
+        .verify(field(&tokens, &["refreshed_access"]), &req)
+        .await;
+    t.expect_ok(
+        "alice access token from REFRESH_TOKEN_AUTH",
+        refreshed,
+        |_| None,
+    );
     let r = access.verify(field(users, &["alice", "id"]), &req).await;
-    t.expect_err("alice ID token where access is required", r, &["wrong_token_use"]);
-    let r = access.verify(field(users, &["alice", "refresh"]), &req).await;
+    t.expect_err(
+        "alice ID token where access is required",
+        r,
+        &["wrong_token_use"],
+    );
+    let r = access
+        .verify(field(users, &["alice", "refresh"]), &req)
+        .await;
     t.expect_err("alice refresh token", r, &[]);
-    let r = access.verify(field(&tokens, &["other_pool", "users", "erin", "access"]), &req).await;
-    t.expect_err("erin access token from another pool", r, &["wrong_issuer", "wrong_audience"]);
+    let r = access
+        .verify(
+            field(&tokens, &["other_pool", "users", "erin", "access"]),
+            &req,
+        )
+        .await;
+    t.expect_err(
+        "erin access token from another pool",
+        r,
+        &["wrong_issuer", "wrong_audience"],
+    );
     let dave = field(users, &["dave", "access"]);
     let mut claims: Value = dave
         .split('.')
@@ -151,10 +202,17 @@ async fn main() -> ExitCode {
         .unwrap_or(Value::Null);
     claims["cognito:groups"] = serde_json::json!(["admin"]);
     let r = access.verify(&with_payload(dave, &claims), &req).await;
-    t.expect_err("dave token with cognito:groups rewritten", r, &["bad_signature"]);
+    t.expect_err(
+        "dave token with cognito:groups rewritten",
+        r,
+        &["bad_signature"],
+    );
 
     // ID tokens, when a route asks for them: `aud` is matched against the app client.
-    let ids = match Authorizer::new(vec![issuer(&tokens, TokenUseRequirement::Any)], CacheConfig::default()) {
+    let ids = match Authorizer::new(
+        vec![issuer(&tokens, TokenUseRequirement::Any)],
+        CacheConfig::default(),
+    ) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("issuer config refused: {e}");
@@ -164,18 +222,36 @@ async fn main() -> ExitCode {
     ids.start();
     if ids.wait_ready(Duration::from_secs(10)).await {
         let want_client = field(&tokens, &["client_id"]).to_owned();
-        let r = ids.verify(field(users, &["bob", "id"]), &Requirement::id("pool")).await;
+        let r = ids
+            .verify(field(users, &["bob", "id"]), &Requirement::id("pool"))
+            .await;
         t.expect_ok("bob ID token where an ID token is required", r, |id| {
-            (id.client_id.as_deref() != Some(want_client.as_str())).then(|| format!("client {:?}", id.client_id))
+            (id.client_id.as_deref() != Some(want_client.as_str()))
+                .then(|| format!("client {:?}", id.client_id))
         });
-        let r = ids.verify(field(users, &["bob", "access"]), &Requirement::id("pool")).await;
-        t.expect_err("bob access token where an ID token is required", r, &["wrong_token_use"]);
+        let r = ids
+            .verify(field(users, &["bob", "access"]), &Requirement::id("pool"))
+            .await;
+        t.expect_err(
+            "bob access token where an ID token is required",
+            r,
+            &["wrong_token_use"],
+        );
     } else {
         t.fail("second authorizer never became ready");
     }
 
-    println!("authorizer {}: {} passed, {} failed", field(&tokens, &["emulator"]), t.passed, t.failed);
-    if t.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    println!(
+        "authorizer {}: {} passed, {} failed",
+        field(&tokens, &["emulator"]),
+        t.passed,
+        t.failed
+    );
+    if t.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// Standard base64 decoding (with padding), enough for one JWT payload.
