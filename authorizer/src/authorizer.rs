@@ -242,12 +242,11 @@ impl Authorizer {
         if token.len() > inner.max_token_bytes {
             return Err(AuthError::Malformed);
         }
-        let key = inner.cache.as_ref().map(|c| (c, TokenCache::key(token)));
-        if let Some((cache, key)) = &key {
-            if let Some(entry) = cache.get(key) {
+        if let Some(cache) = &inner.cache {
+            if let Some(entry) = cache.get(token) {
                 inner.metrics.cache_hits.inc();
                 if now >= entry.expires_at {
-                    cache.invalidate(key);
+                    cache.invalidate(token);
                     return Err(AuthError::Expired);
                 }
                 req.check(&entry.identity)?;
@@ -274,9 +273,9 @@ impl Authorizer {
             .ok_or(AuthError::KeysUnavailable)?;
         let loaded = guard.as_ref().ok_or(AuthError::KeysUnavailable)?;
         let identity = Arc::new(verify::check(decoded, &issuer.rules, &loaded.keys, now)?);
-        if let Some((cache, key)) = key {
+        if let Some(cache) = &inner.cache {
             let expires_at = identity.exp.saturating_add(issuer.rules.leeway);
-            cache.insert(key, identity.clone(), expires_at, now);
+            cache.insert(Arc::from(token), identity.clone(), expires_at, now);
         }
         req.check(&identity)?;
         Ok(identity)
