@@ -566,3 +566,30 @@ fn config_errors_are_reported() {
         "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc"
     );
 }
+
+#[test]
+fn start_outside_a_runtime_fails_closed() {
+    let cfg = IssuerConfig::cognito("x", "eu-west-1", "eu-west-1_Abc", &["c"]);
+    let auth = Authorizer::new(vec![cfg], CacheConfig::default()).unwrap();
+    auth.start();
+    assert!(!auth.is_ready());
+    assert_eq!(auth.issuer_names(), ["x"]);
+    let key = TestKey::rsa("k").unwrap();
+    let claims = poolgate_authorizer::testutil::Claims::access(
+        "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc",
+        "c",
+        "alice",
+        &[],
+        &[],
+        unix_now(),
+    );
+    let token = key.sign_claims(&claims.into_value());
+    assert_eq!(
+        auth.verify_now(&token, &Requirement::any()),
+        Err(AuthError::KeysUnavailable)
+    );
+    assert_eq!(
+        auth.verify_now("", &Requirement::any()),
+        Err(AuthError::Missing)
+    );
+}
