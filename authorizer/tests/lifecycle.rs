@@ -153,7 +153,7 @@ async fn cache_hits_still_check_route_and_time() {
     );
     let age = metric(
         &registry,
-        "poolgate_jwks_key_set_age_seconds",
+        "poolgate_jwks_age_seconds",
         &[("issuer", "shop")],
     );
     assert!((0.0..60.0).contains(&age), "age {age}");
