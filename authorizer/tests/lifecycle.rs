@@ -241,16 +241,27 @@ async fn max_age_drives_background_refresh() {
     let auth = Authorizer::new(vec![pool.config("shop")], CacheConfig::default()).unwrap();
     auth.start();
     assert!(auth.wait_ready(Duration::from_secs(5)).await);
-    // max-age=1 (clamped to refresh_min = 1 s): a refresh every second.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let n = pool.fetches();
-    assert!((3..=4).contains(&n), "fetches {n}");
-    // max-age=3600 is clamped to refresh_max (60 s in the test config): no more fetches soon.
+    // max-age=1 (clamped to refresh_min = 1 s): refreshes keep coming.
+    assert!(wait_for(|| pool.fetches() >= 3, Duration::from_secs(10)).await);
+    // max-age=3600 is clamped to refresh_max (60 s in the test config): after the fetch that
+    // brings it, no further fetch for a while.
     pool.server.set_max_age(Some(3600));
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let n = pool.fetches();
+    assert!(wait_for(|| pool.fetches() > n, Duration::from_secs(10)).await);
     let m = pool.fetches();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(pool.fetches(), m);
+}
+
+async fn wait_for(cond: impl Fn() -> bool, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
 }
 
 async fn failing_at_start(behaviour: Behaviour, code: &str, tweak: impl FnOnce(&mut IssuerConfig)) {
@@ -312,6 +323,36 @@ async fn outage_at_start_hang_times_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_at_start_oversize_body() {
     failing_at_start(Behaviour::Oversize(2 * 1024 * 1024), "too_large", |_| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_at_start_oversize_chunked_body() {
+    failing_at_start(
+        Behaviour::OversizeChunked(2 * 1024 * 1024),
+        "too_large",
+        |_| {},
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_at_start_key_set_without_usable_keys() {
+    let pool = TestIssuer::start().await.unwrap();
+    // The issuer allows only ES256, the JWKS has RSA keys only.
+    let mut cfg = pool.config("shop");
+    cfg.algorithms = vec![poolgate_authorizer::Algorithm::ES256];
+    let auth = Authorizer::new(vec![cfg], CacheConfig::default()).unwrap();
+    let registry = prometheus::Registry::new();
+    auth.register_metrics(&registry).unwrap();
+    auth.start();
+    assert!(!auth.wait_ready(Duration::from_millis(300)).await);
+    assert!(
+        metric(
+            &registry,
+            "poolgate_jwks_fetches_total",
+            &[("result", "no_usable_key")]
+        ) >= 1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
