@@ -150,7 +150,10 @@ pub(crate) fn convert(parts: Parts, mut ctx: Ctx<'_>) -> Result<Config, Diagnost
                 ctx.define(&mut route_names, n, "route", &format!("routes[{i}].name"));
             }
             if let Some(route) = access::route(&mut ctx, i, r, &names) {
-                route_spans.push(ctx.span(&r.referenced));
+                route_spans.push((
+                    ctx.span(&r.value.matcher.path.referenced),
+                    format!("routes[{i}].match.path"),
+                ));
                 routes.push(route);
             }
         }
