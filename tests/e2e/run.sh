@@ -123,9 +123,18 @@ run_proxy_cases() {
   "$VENV/bin/python" "$E2E_DIR/proxy_cases.py" --tokens "$dir/tokens.json" \
     --proxy "http://127.0.0.1:$listen" --admin "http://127.0.0.1:$admin" \
     --hits "$dir/hits.jsonl" --metrics-out "$dir/metrics.txt" || rc=$?
-  if [ -n "${E2E_METRICS_OUT:-}" ]; then cp "$dir/metrics.txt" "$E2E_METRICS_OUT"; fi
-  stop_pid "$proxy_pid"
-  stop_pid "$backend_pid"
+  if [ -n "${E2E_METRICS_OUT:-}" ]; then cp "$dir/metrics.txt" "$E2E_METRICS_OUT.$emu.txt"; fi
+  # Graceful stop: pingora closes its listeners at once, waits its grace period (poolgate: 5 s)
+  # and the runtime shutdown timeout (5 s), and exits 0.
+  local t0 stop_rc=0
+  t0="$(now)"
+  stop_pid "$proxy_pid" 15 || stop_rc=$?
+  log "poolgate stopped on SIGTERM after $(since "$t0")s with exit status $stop_rc"
+  if [ "$stop_rc" != 0 ]; then
+    log "poolgate did not stop cleanly on SIGTERM within 15 s"
+    rc=1
+  fi
+  stop_pid "$backend_pid" || true
   [ "$rc" = 0 ] || { log "proxy log tail:"; tail -20 "$dir/proxy.log" >&2; }
   return "$rc"
 }
@@ -156,7 +165,7 @@ for emu in "${EMULATORS[@]}"; do
   else
     FAILED=$((FAILED + 1))
     SUMMARY+=("$emu provisioning: FAILED")
-    stop_pid "$EMU_PID"
+    stop_pid "$EMU_PID" || true
     continue
   fi
   if [ -n "${E2E_TOKENS_OUT:-}" ]; then cp "$dir/tokens.json" "$E2E_TOKENS_OUT.$emu.json"; fi
@@ -192,7 +201,7 @@ for emu in "${EMULATORS[@]}"; do
       fi
     fi
   fi
-  stop_pid "$EMU_PID"
+  stop_pid "$EMU_PID" || true
 done
 
 for line in "${SUMMARY[@]}"; do log "$line"; done

@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -125,7 +126,12 @@ def run(path):
         def do_GET(self):
             if self.path == "/metrics":
                 lines = [f'poolgate_requests_total{{status="{s}"}} {n}' for s, n in COUNTS.items()]
-                lines += [f'poolgate_jwks_keys{{issuer="{name}"}} {len(keys)}', 'poolgate_build_info{version="fake"} 1']
+                lines += [f'poolgate_jwks_keys{{issuer="{name}"}} {len(keys)}', 'poolgate_build_info{version="fake"} 1',
+                          f'poolgate_jwks_fetches_total{{issuer="{name}",result="ok"}} 1',
+                          f'poolgate_jwks_age_seconds{{issuer="{name}"}} 1',
+                          'poolgate_request_duration_seconds_count{route="admin"} 1',
+                          'poolgate_token_cache_hits_total 0', 'poolgate_token_cache_misses_total 1',
+                          'poolgate_config_last_reload_success_timestamp_seconds 1']
                 body = ("\n".join(lines) + "\n").encode()
             else:
                 body = b"ok\n"
@@ -146,6 +152,7 @@ def run(path):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     cmd, conf = sys.argv[1], sys.argv[sys.argv.index("-c") + 1]
     if cmd == "check":
         load(conf)
