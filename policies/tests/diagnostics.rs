@@ -115,6 +115,7 @@ fixture_tests!(
     routes,
     overlap,
     include_main,
+    patterns,
 );
 
 #[test]
