@@ -116,6 +116,7 @@ fixture_tests!(
     overlap,
     include_main,
     patterns,
+    admin_clash,
 );
 
 #[test]

@@ -8,6 +8,22 @@ use crate::pattern::{HostPattern, parse_host, parse_path};
 use crate::roles::{Effect, Role, RoleMapping, Rule, RuleMatch, RuleOp, Statement};
 use serde_saphyr::{Location, Spanned};
 
+/// Headers a route may not set from claims: they frame, route or authenticate the request.
+const RESERVED_HEADERS: [&str; 12] = [
+    "host",
+    "authorization",
+    "connection",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "keep-alive",
+    "proxy-authorization",
+    "cookie",
+];
+
 /// Builds a rule comparison from its value.
 type MakeOp = fn(String) -> RuleOp;
 
@@ -364,8 +380,18 @@ pub(super) fn route(
     let mut headers = Vec::new();
     for (h, claim) in &f.headers.0 {
         let hkey = format!("{key}.headers.{}", h.value);
-        if let (Some(h), Some(c)) = (header_name(ctx, h, &hkey), ctx.text(claim, &hkey)) {
-            headers.push((h, c));
+        let Some(name) = header_name(ctx, h, &hkey) else {
+            continue;
+        };
+        if RESERVED_HEADERS.contains(&name.as_str()) {
+            ctx.push(
+                ctx.diag(&h.referenced, &hkey, format!("header `{name}` cannot be set from a claim"))
+                    .help("it carries the request itself (hop-by-hop, framing, routing or credentials): pick another name"),
+            );
+            continue;
+        }
+        if let Some(c) = ctx.text(claim, &hkey) {
+            headers.push((name, c));
         }
     }
     Some(Route {

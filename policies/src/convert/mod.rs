@@ -101,6 +101,20 @@ pub(crate) fn convert(parts: Parts, mut ctx: Ctx<'_>) -> Result<Config, Diagnost
         .admin
         .as_ref()
         .and_then(|a| socket_addr(&mut ctx, a, "admin"));
+    if let (Some(addr), Some(at)) = (admin, &main.admin)
+        && let Some(i) = listeners.iter().position(|l| l.address == addr)
+    {
+        ctx.push(
+            ctx.diag(
+                &at.referenced,
+                "admin",
+                format!("admin address `{addr}` is also a listener"),
+            )
+            .help(format!(
+                "`listen[{i}]` uses it: give the admin endpoints their own port"
+            )),
+        );
+    }
     let identity_headers = identity_headers(&mut ctx, main);
     let limits = limits(&mut ctx, main);
 
