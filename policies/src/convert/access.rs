@@ -67,19 +67,24 @@ fn statement(
 ) -> Statement {
     let methods = methods(
         ctx,
-        &s.value.methods,
+        &s.value.methods.value,
         &format!("{key}.methods"),
-        &s.referenced,
+        &s.value.methods.referenced,
     );
-    if s.value.paths.is_empty() {
+    if s.value.paths.value.is_empty() {
         ctx.push(
-            ctx.diag(&s.referenced, &format!("{key}.paths"), "no paths listed")
-                .help("list path patterns such as `/orders/**`"),
+            ctx.diag(
+                &s.value.paths.referenced,
+                &format!("{key}.paths"),
+                "no paths listed",
+            )
+            .help("list path patterns such as `/orders/**`"),
         );
     }
     let paths = s
         .value
         .paths
+        .value
         .iter()
         .enumerate()
         .filter_map(|(i, p)| {
@@ -166,10 +171,10 @@ pub(super) fn role_mapping(ctx: &mut Ctx<'_>, f: &RoleMappingFile, names: &Names
         .into_iter()
         .filter_map(|(o, f)| o.as_ref().map(|s| (s, f)))
         .collect();
-        let roles = role_refs(ctx, &v.roles, &format!("{key}.roles"), names);
-        if v.roles.is_empty() {
+        let roles = role_refs(ctx, &v.roles.value, &format!("{key}.roles"), names);
+        if v.roles.value.is_empty() {
             ctx.error(
-                &r.referenced,
+                &v.roles.referenced,
                 &format!("{key}.roles"),
                 "rule gives no roles",
             );
