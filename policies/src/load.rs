@@ -69,7 +69,22 @@ fn yaml_error(file: &str, err: &serde_saphyr::Error) -> Diagnostic {
         return Diagnostic::new(span, key, format!("duplicate key `{key}`"))
             .label("this key appears earlier in the same mapping");
     }
-    Diagnostic::new(span, "", msg)
+    let (message, help) = match msg.as_str() {
+        "expected sequence start" => (
+            "expected a list".to_owned(),
+            Some("write `[a, b]`, or one `- item` per line"),
+        ),
+        "expected mapping start" => (
+            "expected a mapping".to_owned(),
+            Some("write `{ key: value }`, or one `key: value` per line"),
+        ),
+        "unexpected end of input" => (
+            "the policy is empty".to_owned(),
+            Some("a policy starts with `version: 1`"),
+        ),
+        _ => (msg, None),
+    };
+    Diagnostic::new(span, "", message).maybe_help(help.map(str::to_owned))
 }
 
 fn read(path: &Path, diags: &mut Diagnostics, at: Option<(Span, &str)>) -> Option<String> {

@@ -117,6 +117,8 @@ fixture_tests!(
     include_main,
     patterns,
     admin_clash,
+    empty,
+    not_a_list,
 );
 
 #[test]
