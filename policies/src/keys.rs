@@ -16,8 +16,8 @@ use std::fmt;
 
 /// A YAML node reduced to what the sweep needs.
 enum Node {
-    Map(Vec<(Spanned<String>, Node)>),
-    Seq(Vec<Node>),
+    Map(Vec<(Spanned<String>, Spanned<Node>)>),
+    Seq(Vec<Spanned<Node>>),
     Scalar,
 }
 
@@ -31,14 +31,14 @@ impl<'de> Deserialize<'de> for Node {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Node, A::Error> {
                 let mut out = Vec::new();
-                while let Some((k, v)) = m.next_entry::<Spanned<String>, Node>()? {
+                while let Some((k, v)) = m.next_entry::<Spanned<String>, Spanned<Node>>()? {
                     out.push((k, v));
                 }
                 Ok(Node::Map(out))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Node, A::Error> {
                 let mut out = Vec::new();
-                while let Some(v) = s.next_element::<Node>()? {
+                while let Some(v) = s.next_element::<Spanned<Node>>()? {
                     out.push(v);
                 }
                 Ok(Node::Seq(out))
@@ -202,12 +202,17 @@ fn child(kind: Kind, key: &str) -> Child {
     }
 }
 
-fn walk(node: &Node, kind: Kind, file: &str, out: &mut Vec<Diagnostic>) {
+fn walk(node: &Node, kind: Kind, file: &str, path: &str, out: &mut Vec<Diagnostic>) {
     let Node::Map(entries) = node else {
         return;
     };
     let known = fields(kind);
     for (key, value) in entries {
+        let here = if path.is_empty() {
+            key.value.clone()
+        } else {
+            format!("{path}.{}", key.value)
+        };
         if !known.contains(&key.value.as_str()) {
             let loc = key.referenced;
             let span = Span {
@@ -221,26 +226,22 @@ fn walk(node: &Node, kind: Kind, file: &str, out: &mut Vec<Diagnostic>) {
                 Some(format!("expected one of {}", list.join(", ")))
             });
             out.push(
-                Diagnostic::new(
-                    span,
-                    key.value.clone(),
-                    format!("unknown key `{}`", key.value),
-                )
-                .label("not part of the policy format here")
-                .maybe_help(help),
+                Diagnostic::new(span, here, format!("unknown key `{}`", key.value))
+                    .label("not part of the policy format here")
+                    .maybe_help(help),
             );
             continue;
         }
-        match (child(kind, &key.value), value) {
-            (Child::Struct(k), v) => walk(v, k, file, out),
+        match (child(kind, &key.value), &value.value) {
+            (Child::Struct(k), v) => walk(v, k, file, &here, out),
             (Child::SeqOf(k), Node::Seq(items)) => {
-                for item in items {
-                    walk(item, k, file, out);
+                for (i, item) in items.iter().enumerate() {
+                    walk(&item.value, k, file, &format!("{here}[{i}]"), out);
                 }
             }
             (Child::MapOf(k), Node::Map(items)) => {
-                for (_, item) in items {
-                    walk(item, k, file, out);
+                for (name, item) in items {
+                    walk(&item.value, k, file, &format!("{here}.{}", name.value), out);
                 }
             }
             _ => {}
@@ -255,13 +256,41 @@ pub(crate) fn unknown_keys(file: &str, text: &str, include: bool) -> Vec<Diagnos
         return Vec::new();
     };
     let mut out = Vec::new();
-    walk(
-        &node,
-        if include { Kind::Include } else { Kind::Top },
-        file,
-        &mut out,
-    );
+    let kind = if include { Kind::Include } else { Kind::Top };
+    walk(&node, kind, file, "", &mut out);
     out
+}
+
+/// The key path (`upstreams.app.targets`) of the key or value at (line, col), if any.
+fn path_at(node: &Node, path: &str, line: u64, col: u64) -> Option<String> {
+    let here = |l: &serde_saphyr::Location| l.line() == line && l.column() == col;
+    match node {
+        Node::Map(entries) => entries.iter().find_map(|(k, v)| {
+            let p = if path.is_empty() {
+                k.value.clone()
+            } else {
+                format!("{path}.{}", k.value)
+            };
+            if here(&k.referenced) || here(&v.referenced) {
+                return Some(p);
+            }
+            path_at(&v.value, &p, line, col)
+        }),
+        Node::Seq(items) => items.iter().enumerate().find_map(|(i, v)| {
+            let p = format!("{path}[{i}]");
+            if here(&v.referenced) {
+                return Some(p);
+            }
+            path_at(&v.value, &p, line, col)
+        }),
+        Node::Scalar => None,
+    }
+}
+
+/// The key path at a position of `text`, for errors serde reports without one.
+pub(crate) fn key_at(text: &str, line: u32, col: u32) -> Option<String> {
+    let node = serde_saphyr::from_str::<Node>(text).ok()?;
+    path_at(&node, "", u64::from(line), u64::from(col))
 }
 
 #[cfg(test)]
@@ -273,6 +302,18 @@ mod tests {
         assert!(fields(Kind::Top).contains(&"routes"));
         assert!(fields(Kind::Route).contains(&"match"));
         assert_eq!(fields(Kind::Scopes), ["any_of", "all_of"]);
+    }
+
+    #[test]
+    fn finds_the_key_of_a_position() {
+        let text = "version: 1\nupstreams:\n  app:\n    targets: 127.0.0.1:80\nroutes:\n  - match: { path: 5 }\n";
+        assert_eq!(
+            key_at(text, 4, 14).as_deref(),
+            Some("upstreams.app.targets")
+        );
+        assert_eq!(key_at(text, 6, 20).as_deref(), Some("routes[0].match.path"));
+        assert_eq!(key_at(text, 1, 1).as_deref(), Some("version"));
+        assert_eq!(key_at(text, 9, 9), None);
     }
 
     #[test]

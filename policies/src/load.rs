@@ -122,7 +122,15 @@ fn parse<T: DeserializeOwned>(
         Err(e) => {
             // serde stops at the first problem: sweep the file for every unknown key, and keep
             // serde's own error when it is about something else.
-            let first = yaml_error(file, &e);
+            let mut first = yaml_error(file, &e);
+            // serde names no key path: find it from the position.
+            if let Some(at) = crate::keys::key_at(text, first.span.line, first.span.col) {
+                if first.key.is_empty() {
+                    first.key = at;
+                } else if first.message.starts_with("missing key") {
+                    first.key = format!("{at}.{}", first.key);
+                }
+            }
             let unknown = crate::keys::unknown_keys(file, text, include);
             if !unknown.iter().any(|d| d.span == first.span) {
                 diags.push(first);
