@@ -281,8 +281,10 @@ fn cors(ctx: &mut Ctx<'_>, f: &crate::file::CorsFile, key: &str) -> Cors {
     }
 }
 
+/// Converts one route; `origin` prefixes the default name of routes from included files.
 pub(super) fn route(
     ctx: &mut Ctx<'_>,
+    origin: &str,
     index: usize,
     r: &Spanned<RouteFile>,
     names: &Names,
@@ -291,7 +293,7 @@ pub(super) fn route(
     let name = f
         .name
         .as_ref()
-        .map_or_else(|| format!("routes[{index}]"), |n| n.value.clone());
+        .map_or_else(|| format!("{origin}routes[{index}]"), |n| n.value.clone());
     let key = format!("routes[{index}]");
     let host = match &f.matcher.host {
         None => Some(HostPattern::Any),

@@ -157,13 +157,20 @@ pub(crate) fn convert(parts: Parts, mut ctx: Ctx<'_>) -> Result<Config, Diagnost
         .unwrap_or_default();
     let mut route_spans = Vec::new();
     let mut route_names = Vec::new();
-    for (file, _, _, _, rts) in &all {
+    for (n, (file, _, _, _, rts)) in all.iter().enumerate() {
         ctx.file = (*file).clone();
+        // Unnamed routes of included files are named after their file: `part.yaml:routes[0]`.
+        let origin = if n == 0 {
+            String::new()
+        } else {
+            let base = file.rsplit(['/', '\\']).next().unwrap_or(file);
+            format!("{base}:")
+        };
         for (i, r) in rts.iter().enumerate() {
             if let Some(n) = &r.value.name {
                 ctx.define(&mut route_names, n, "route", &format!("routes[{i}].name"));
             }
-            if let Some(route) = access::route(&mut ctx, i, r, &names) {
+            if let Some(route) = access::route(&mut ctx, &origin, i, r, &names) {
                 route_spans.push((
                     ctx.span(&r.value.matcher.path.referenced),
                     format!("routes[{i}].match.path"),
