@@ -124,6 +124,8 @@ run_proxy_cases() {
     --proxy "http://127.0.0.1:$listen" --admin "http://127.0.0.1:$admin" \
     --hits "$dir/hits.jsonl" --metrics-out "$dir/metrics.txt" || rc=$?
   if [ -n "${E2E_METRICS_OUT:-}" ]; then cp "$dir/metrics.txt" "$E2E_METRICS_OUT.$emu.txt"; fi
+  "$VENV/bin/python" "$E2E_DIR/reload_cases.py" --pid "$proxy_pid" --policy "$dir/policy.yaml" \
+    --tokens "$dir/tokens.json" --proxy "http://127.0.0.1:$listen" --admin "http://127.0.0.1:$admin" || rc=$?
   # Graceful stop: pingora closes its listeners at once, waits its grace period (poolgate: 5 s)
   # and the runtime shutdown timeout (5 s), and exits 0.
   local t0 stop_rc=0
