@@ -155,6 +155,38 @@ done
 check "hadolint deploy/Dockerfile" "$VENV/bin/hadolint" --ignore DL3008 --no-color "$DEPLOY/Dockerfile"
 check "Dockerfile agrees with the other deploy files" "$PY" "$DEPLOY/checks/dockerfile.py" "$DEPLOY/Dockerfile" "$DEPLOY/systemd/poolgate.service"
 
+# The image's HEALTHCHECK command itself, against a running poolgate (and a stopped one).
+healthcheck_cmd() {
+  local admin="$1"
+  python3 - "$DEPLOY/Dockerfile" "$admin" <<'PY'
+import json, re, sys
+text = open(sys.argv[1]).read().replace("\\\n", " ")
+m = re.search(r"^HEALTHCHECK .*?CMD (\[.*\])\s*$", text, re.M)
+cmd = json.loads(m.group(1))
+print(cmd[2].replace("/9090", "/" + sys.argv[2]))
+PY
+}
+image_healthcheck() {
+  local listen admin pid cmd rc=0
+  listen="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  admin="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  E2E_LISTEN_PORT="$listen" E2E_ADMIN_PORT="$admin" E2E_BACKEND_PORT=9 E2E_ISSUER=https://issuer.invalid/pool \
+    E2E_JWKS_URL=http://127.0.0.1:9/jwks.json E2E_CLIENT_ID=check \
+    python3 -c 'import os, string, sys; print(string.Template(open(sys.argv[1]).read()).substitute(os.environ))' \
+    "$ROOT/tests/e2e/policy.yaml.tmpl" >"$WORK/hc-policy.yaml"
+  cmd="$(healthcheck_cmd "$admin")" || return 1
+  "$POOLGATE_BIN" run -c "$WORK/hc-policy.yaml" >"$WORK/hc.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$admin/healthz" && break; sleep 0.1; done
+  if bash -c "$cmd"; then echo "HEALTHCHECK passes against a running poolgate"; else echo "HEALTHCHECK fails against a running poolgate"; rc=1; fi
+  kill -INT "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+  if bash -c "$cmd" 2>/dev/null; then echo "HEALTHCHECK passes with poolgate stopped"; rc=1; else echo "HEALTHCHECK fails with poolgate stopped, as it should"; fi
+  return "$rc"
+}
+if [ -n "${POOLGATE_BIN:-}" ]; then
+  check "the image's HEALTHCHECK command against a running and a stopped poolgate" image_healthcheck
+fi
+
 # --- scripts ---------------------------------------------------------------------------------
 check "shellcheck deploy/check.sh tests/e2e" shellcheck -x "$DEPLOY/check.sh" "$ROOT"/tests/e2e/*.sh "$ROOT"/tests/e2e/selftest/*.sh "$ROOT/tests/e2e/selftest/fake-poolgate"
 
