@@ -157,6 +157,25 @@ fn run<M: Measurement>(c: &mut Criterion<M>, prefix: &str) {
                 .unwrap();
         });
     });
+    // For comparison: jsonwebtoken 11 (aws_lc_rs backend) on the same token and key, with the
+    // same time and issuer checks; it builds the RSA key from n and e on every decode.
+    let jwk = serde_json::from_str::<serde_json::Value>(&f.jwks_doc).unwrap()["keys"][0].clone();
+    let dk = jsonwebtoken::DecodingKey::from_rsa_components(
+        jwk["n"].as_str().unwrap(),
+        jwk["e"].as_str().unwrap(),
+    )
+    .unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[f.rules.iss.as_str()]);
+    validation.validate_aud = false;
+    validation.leeway = 0;
+    assert!(jsonwebtoken::decode::<serde_json::Value>(&f.core_token, &dk, &validation).is_ok());
+    g.bench_function("jsonwebtoken11_decode_rs256", |b| {
+        b.iter(|| {
+            jsonwebtoken::decode::<serde_json::Value>(black_box(&f.core_token), &dk, &validation)
+                .unwrap()
+        });
+    });
     // Parsing a Cognito-shaped JWKS (two RSA-2048 keys) into ready keys.
     g.bench_function("jwks_parse_2_rsa_keys", |b| {
         b.iter(|| {
