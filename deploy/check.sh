@@ -179,12 +179,20 @@ image_healthcheck() {
   pid=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$admin/healthz" && break; sleep 0.1; done
   if bash -c "$cmd"; then echo "HEALTHCHECK passes against a running poolgate"; else echo "HEALTHCHECK fails against a running poolgate"; rc=1; fi
+  curl -s --max-time 5 "http://127.0.0.1:$admin/metrics" >"$WORK/live-metrics.txt" || true
   kill -INT "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
   if bash -c "$cmd" 2>/dev/null; then echo "HEALTHCHECK passes with poolgate stopped"; rc=1; else echo "HEALTHCHECK fails with poolgate stopped, as it should"; fi
   return "$rc"
 }
 if [ -n "${POOLGATE_BIN:-}" ]; then
   check "the image's HEALTHCHECK command against a running and a stopped poolgate" image_healthcheck
+  # Without a scrape from real traffic, this idle one still shows the unlabelled metrics' names.
+  if [ -z "${POOLGATE_METRICS_FILE:-}" ] && [ -s "$WORK/live-metrics.txt" ]; then
+    check "alerts and dashboard against an idle poolgate's /metrics" \
+      "$PY" "$DEPLOY/checks/metric_names.py" --docs "$ROOT/docs/architecture.md" \
+      --alerts "$DEPLOY/prometheus/alerts.yaml" --dashboard "$DEPLOY/grafana/poolgate.json" \
+      --live "$WORK/live-metrics.txt"
+  fi
 fi
 
 # --- scripts ---------------------------------------------------------------------------------
