@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Offline checks of everything under deploy/, with the real tools (installed when missing):
 #   promtool        check + unit-test the alert rules; parse every dashboard query
+#   dashboard.py    the dashboard's structure: unique ids, grid, units, defined variables
 #   metric names    alerts and dashboard query only metrics/labels poolgate exports
 #                   (docs/architecture.md; plus a live /metrics scrape when given)
 #   systemd-analyze verify the unit in a throwaway root; `security` exposure under a threshold
@@ -83,6 +84,7 @@ check "alerts and dashboard query only exported metrics${live:+ (and a live scra
   --alerts "$DEPLOY/prometheus/alerts.yaml" --dashboard "$DEPLOY/grafana/poolgate.json" \
   --emit-rules "$WORK/dashboard-rules.yaml" "${live[@]}"
 check "promtool parses every dashboard query" promtool check rules "$WORK/dashboard-rules.yaml"
+check "dashboard structure (ids, grid, units, variables)" "$PY" "$DEPLOY/checks/dashboard.py" "$DEPLOY/grafana/poolgate.json"
 
 # --- systemd ---------------------------------------------------------------------------------
 # verify needs the unit's binaries and systemd's own units: a throwaway root with the system's
