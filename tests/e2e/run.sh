@@ -9,6 +9,8 @@
 #   E2E_AUTHORIZER_PROBE=1 ...            # also verify the tokens with poolgate's authorizer crate
 #                                         # (builds tests/e2e/authorizer-probe with cargo; or give
 #                                         # E2E_AUTHORIZER_PROBE_BIN=path to a built probe)
+#   E2E_STRACE=1 ...                      # trace poolgate's system calls under the table and check
+#                                         # them against deploy/systemd/poolgate.service's sandbox
 #   E2E_KEEP=1 ...                        # keep the work directory (tokens, logs, policy) for inspection
 #
 # Installs what it needs (a Python venv under tests/e2e/.venv, `npm ci` in tests/e2e/cognito-local),
@@ -23,6 +25,9 @@ for emu in "${EMULATORS[@]}"; do
   case "$emu" in moto | cognito-local) ;; *) die "unknown emulator \`$emu\` (moto | cognito-local)" ;; esac
 done
 
+if [ "${E2E_STRACE:-0}" = 1 ] && ! command -v strace >/dev/null 2>&1; then
+  as_root apt-get install -y -qq strace >/dev/null
+fi
 if [ -n "${POOLGATE_BIN:-}" ]; then
   POOLGATE_BIN="$(realpath "$POOLGATE_BIN")"
   [ -x "$POOLGATE_BIN" ] || die "POOLGATE_BIN=$POOLGATE_BIN is not an executable"
@@ -112,9 +117,20 @@ run_proxy_cases() {
     cat "$dir/check.out" >&2
     return 1
   fi
-  "$POOLGATE_BIN" run -c "$dir/policy.yaml" >"$dir/proxy.log" 2>&1 &
-  proxy_pid=$!
-  track "$proxy_pid"
+  local tracer=""
+  if [ "${E2E_STRACE:-0}" = 1 ]; then
+    # Every system call poolgate makes under the table, for the systemd unit's sandbox check.
+    strace -f -qq -o "$dir/trace.txt" "$POOLGATE_BIN" run -c "$dir/policy.yaml" >"$dir/proxy.log" 2>&1 &
+    tracer=$!
+    track "$tracer"
+    proxy_pid=""
+    for _ in $(seq 50); do proxy_pid="$(pgrep -P "$tracer" || true)"; [ -n "$proxy_pid" ] && break; sleep 0.1; done
+    [ -n "$proxy_pid" ] || { log "poolgate did not start under strace"; return 1; }
+  else
+    "$POOLGATE_BIN" run -c "$dir/policy.yaml" >"$dir/proxy.log" 2>&1 &
+    proxy_pid=$!
+    track "$proxy_pid"
+  fi
   if ! wait_200 "http://127.0.0.1:$admin/readyz" "$proxy_pid" 30; then
     log "poolgate did not become ready (GET /readyz on the admin port); its log:"
     tail -40 "$dir/proxy.log" >&2
@@ -130,13 +146,25 @@ run_proxy_cases() {
   # and the runtime shutdown timeout (5 s), and exits 0.
   local t0 stop_rc=0
   t0="$(now)"
-  stop_pid "$proxy_pid" 15 || stop_rc=$?
+  if [ -n "$tracer" ]; then
+    # The traced process is strace's child: signal it, then collect its status through strace.
+    kill -TERM "$proxy_pid" 2>/dev/null || true
+    stop_rc=0
+    for _ in $(seq 150); do kill -0 "$proxy_pid" 2>/dev/null || break; sleep 0.1; done
+    stop_pid "$tracer" 1 || stop_rc=$?
+  else
+    stop_pid "$proxy_pid" 15 || stop_rc=$?
+  fi
   log "poolgate stopped on SIGTERM after $(since "$t0")s with exit status $stop_rc"
   if [ "$stop_rc" != 0 ]; then
     log "poolgate did not stop cleanly on SIGTERM within 15 s"
     rc=1
   fi
   stop_pid "$backend_pid" || true
+  if [ -n "$tracer" ]; then
+    python3 "$E2E_DIR/../../deploy/checks/syscalls.py" --unit "$E2E_DIR/../../deploy/systemd/poolgate.service" \
+      --trace "$dir/trace.txt" || { log "the systemd unit's sandbox would refuse what poolgate did"; rc=1; }
+  fi
   [ "$rc" = 0 ] || { log "proxy log tail:"; tail -20 "$dir/proxy.log" >&2; }
   return "$rc"
 }
