@@ -126,6 +126,7 @@ run_proxy_cases() {
     proxy_pid=""
     for _ in $(seq 50); do proxy_pid="$(pgrep -P "$tracer" || true)"; [ -n "$proxy_pid" ] && break; sleep 0.1; done
     [ -n "$proxy_pid" ] || { log "poolgate did not start under strace"; return 1; }
+    track "$proxy_pid" # stopped by PID on any exit, even if strace goes first
   else
     "$POOLGATE_BIN" run -c "$dir/policy.yaml" >"$dir/proxy.log" 2>&1 &
     proxy_pid=$!
