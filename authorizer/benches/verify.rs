@@ -157,6 +157,10 @@ fn run<M: Measurement>(c: &mut Criterion<M>, prefix: &str) {
                 .unwrap();
         });
     });
+    // Splitting, base64 and JSON parsing alone (no signature, no claim checks).
+    g.bench_function("decode_only", |b| {
+        b.iter(|| poolgate_authorizer::jose::decode(black_box(&f.core_token), 16 * 1024).unwrap());
+    });
     // For comparison: jsonwebtoken 11 (aws_lc_rs backend) on the same token and key, with the
     // same time and issuer checks; it builds the RSA key from n and e on every decode.
     let jwk = serde_json::from_str::<serde_json::Value>(&f.jwks_doc).unwrap()["keys"][0].clone();
