@@ -285,3 +285,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn all_match_rules_add_up() {
+    let text = POLICY.replace(
+        "  authenticated: [owner]",
+        "  rule_match: all\n  authenticated: [owner]",
+    );
+    let c = load_str("inline.yaml", &text, &|_| None).unwrap_or_else(|d| panic!("{d}"));
+    let gold = id(&[], &[], json!({"custom:tier": "gold"}));
+    assert_eq!(
+        reason(&c, "GET", "/premium/x", Some(&gold)),
+        Reason::Allowed
+    );
+    assert_eq!(reason(&c, "GET", "/silver/x", Some(&gold)), Reason::Allowed);
+}
+
+#[test]
+fn config_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Config>();
+    shared::<poolgate_policies::Diagnostics>();
+}

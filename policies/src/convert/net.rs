@@ -298,6 +298,15 @@ pub(super) fn upstream(ctx: &mut Ctx<'_>, name: &S, f: &UpstreamFile) -> Option<
         .enumerate()
         .filter_map(|(i, t)| target(ctx, t, &format!("{key}.targets[{i}]")))
         .collect();
+    for (i, t) in f.targets.value.iter().enumerate() {
+        if f.targets.value.iter().take(i).any(|u| u.value == t.value) {
+            ctx.error(
+                &t.referenced,
+                &format!("{key}.targets[{i}]"),
+                format!("duplicate target `{}` in upstream `{n}`", t.value),
+            );
+        }
+    }
     let balance_word = f
         .balance
         .as_ref()
