@@ -42,6 +42,15 @@ use crate::verifier::{TokenVerifier, VerifierSetup};
 /// Error type name used when a pool has no healthy target left.
 const NO_HEALTHY_UPSTREAM: &str = "no_healthy_upstream";
 
+/// Why a gate state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("identity headers: {0}")]
+    Identity(#[from] headers::HeaderError),
+}
+
 /// The part of the configuration a reload swaps, read once per request.
 pub struct GateState {
     pub policy: Arc<pol::Config>,
@@ -50,6 +59,7 @@ pub struct GateState {
     requirements: Vec<Requirement>,
     pub verifier: Option<VerifierSetup>,
     pub identity: IdentitySettings,
+    identity_names: headers::IdentityNames,
     pub realm: String,
     pub max_request_header_bytes: usize,
     /// Listener and admin addresses the process was started with (fixed until restart).
@@ -74,7 +84,7 @@ impl GateState {
         cfg: &ProxyConfig,
         verifier: Option<VerifierSetup>,
         previous: Option<&GateState>,
-    ) -> Result<Self, UpstreamError> {
+    ) -> Result<Self, StateError> {
         let policy = cfg.policy.clone();
         let requirements = policy
             .routes
@@ -90,6 +100,7 @@ impl GateState {
             requirements,
             verifier,
             identity: cfg.identity.clone(),
+            identity_names: headers::IdentityNames::new(&cfg.identity)?,
             realm: cfg.realm.clone(),
             max_request_header_bytes: cfg.max_request_header_bytes,
             listeners: cfg.listeners.iter().map(|l| l.address).collect(),
@@ -497,7 +508,7 @@ fn backend_identity_headers(
         token_use: id.token_use.as_str(),
         claims: Some(&id.claims),
     };
-    let mut out = headers::identity_headers(&view, &state.identity)?;
+    let mut out = headers::identity_headers(&view, &state.identity_names)?;
     if let Some(route) = route {
         out.extend(headers::route_claim_headers(&route.headers, &id.claims)?);
     }

@@ -46,7 +46,7 @@ use metrics::Metrics;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Upstream(#[from] upstreams::UpstreamError),
+    State(#[from] gate::StateError),
     #[error(transparent)]
     Server(#[from] server::ServerError),
     #[error(transparent)]
