@@ -5,6 +5,8 @@
 //! - [`config`]: runtime settings (what the policy file converts into)
 //! - [`server`]: building the pingora `Server`, listeners, shutdown timings
 //! - [`gate`]: the `ProxyHttp` hooks and the per-request context (phase chart there)
+//! - [`admission`]: normalise, match, verify, roles, decide; refusals as denials
+//! - [`state`]: the swappable per-configuration state and what requests share
 //! - [`convert`]: policy file model → runtime settings and authorizer issuers
 //! - [`verifier`]: the token-verification seam (the authorizer implements it)
 //! - `demo` (feature `demo`): `poolgate demo` and `poolgate token`
@@ -19,6 +21,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod admission;
 pub mod config;
 pub mod convert;
 pub mod cors;
@@ -31,6 +34,7 @@ pub mod metrics;
 pub mod reload;
 pub mod respond;
 pub mod server;
+pub mod state;
 pub mod upstreams;
 pub mod verifier;
 
