@@ -143,3 +143,21 @@ async fn tls_listener_negotiates_h2_and_serves_http1() {
     assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
     let _ = std::fs::remove_dir_all(cert.parent().unwrap());
 }
+
+#[tokio::test]
+async fn upstream_tls_sends_sni() {
+    let (_ca, cert, key) = certificates();
+    let be = EchoBackend::start_tls("tls-backend", &cert, &key);
+    // The test CA is not in the proxy's trust store, so verification is turned off here;
+    // what is checked is that the proxy speaks TLS upstream and names the server.
+    let yaml = format!(
+        "version: 1\nupstreams:\n  app:\n    targets: [\"{}\"]\n    tls: {{ sni: localhost, verify: false }}\nroutes:\n  - match: {{ path: \"/**\" }}\n    upstream: app\n    public: true\n",
+        be.target()
+    );
+    let proxy = Proxy::start(support::harness::policy_config(&yaml));
+    let r = support::client::get(proxy.addr, "/over-tls", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-backend"), Some("tls-backend"));
+    assert_eq!(be.sni_seen(), vec!["localhost".to_owned()]);
+    assert_eq!(be.requests()[0].path, "/over-tls");
+}
