@@ -141,8 +141,34 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         Ok(p) => Arc::new(p),
         Err(code) => return code,
     };
-    let mut cfg = convert::proxy_config(policy);
+    let mut cfg = convert::proxy_config(policy.clone());
     cfg.server.upgrade = upgrade;
+    let listeners: Vec<String> = cfg
+        .listeners
+        .iter()
+        .map(|l| {
+            format!(
+                "{}{}",
+                if l.tls.is_some() {
+                    "https://"
+                } else {
+                    "http://"
+                },
+                l.address
+            )
+        })
+        .collect();
+    eprintln!(
+        "poolgate {}: {} routes, {} upstreams, {} issuers; listening on {}{}",
+        env!("CARGO_PKG_VERSION"),
+        policy.routes.len(),
+        policy.upstreams.len(),
+        policy.issuers.len(),
+        listeners.join(", "),
+        cfg.admin
+            .map(|a| format!("; admin on http://{a}"))
+            .unwrap_or_default()
+    );
     let opts = StartOptions {
         reload_from: Some(path.to_path_buf()),
         ..StartOptions::default()

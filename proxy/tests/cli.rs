@@ -118,6 +118,38 @@ fn explain_shows_route_roles_and_decision() {
         text.contains("principal: none") && text.contains("→ 401"),
         "{text}"
     );
+    // a token's claims are decoded (not verified) and give the same decision
+    let b64 = |v: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
+    };
+    let token = format!(
+        "{}.{}.c2ln",
+        b64(r#"{"alg":"RS256","kid":"k"}"#),
+        b64(reader)
+    );
+    let text = run(&[
+        "--method",
+        "GET",
+        "--path",
+        "/articles/1",
+        "--token",
+        &token,
+    ]);
+    assert!(text.contains("decision:  allow (allowed) → 200"), "{text}");
+    let out = Command::new(BIN)
+        .args([
+            "explain",
+            "-c",
+            DEMO,
+            "--path",
+            "/articles/1",
+            "--token",
+            "not-a-token",
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
     let json = run(&["--format", "json", "--path", "/nowhere"]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["status"], 404);
