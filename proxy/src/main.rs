@@ -9,6 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use poolgate_proxy::access_log::AccessLog;
 use poolgate_proxy::{StartOptions, convert, explain};
 
+// A proxy allocates and frees many small buffers per request; glibc's malloc showed up at
+// about a fifth of CPU samples in profiles, mimalloc is much cheaper for this pattern.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "poolgate",
