@@ -266,6 +266,19 @@ async fn handle(
         body_len: len,
         body_sha256: sha.clone(),
     });
+    if let Some(mb) = path
+        .strip_prefix("/big?mb=")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let body: Vec<u8> = (0..mb * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let sha = sha256_hex(&body);
+        return Ok(Response::builder()
+            .status(200)
+            .header("x-backend", name.as_str())
+            .header("x-response-sha256", sha)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap());
+    }
     if let Some(ms) = path
         .strip_prefix("/slow?ms=")
         .and_then(|v| v.parse::<u64>().ok())
