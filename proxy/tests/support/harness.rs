@@ -21,7 +21,39 @@ pub fn free_port() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-struct StopSignal(Mutex<Option<oneshot::Receiver<()>>>);
+pub struct StopSignal(pub Mutex<Option<oneshot::Receiver<()>>>);
+
+/// Any pingora server running on its own thread; fast shutdown when dropped.
+pub struct ServerGuard {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ServerGuard {
+    pub fn spawn(server: pingora::server::Server) -> Self {
+        let (tx, rx) = oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            server.run(RunArgs {
+                shutdown_signal: Box::new(StopSignal(Mutex::new(Some(rx)))),
+            });
+        });
+        Self {
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 #[async_trait]
 impl ShutdownSignalWatch for StopSignal {
@@ -135,7 +167,7 @@ impl Drop for Proxy {
     }
 }
 
-fn wait_listening(addr: SocketAddr) {
+pub fn wait_listening(addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
         assert!(Instant::now() < deadline, "nothing listening on {addr}");
