@@ -59,6 +59,18 @@ secs="$(python3 -c "import sys, time; print(f'{time.time() - float(sys.argv[1]):
 verdict "$([ "$code" = 404 ]; echo $?)" "after the ..data swap: /read/x -> $code (404) within ${secs}s, without SIGHUP"
 code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$listen/reading/x")"
 verdict "$([ "$code" = 401 ]; echo $?)" "the renamed route answers: /reading/x -> $code (401)"
+
+# A broken policy arrives the same way: refused, the running one stays.
+mkdir vol/..2026_01_01_00_02_00.3
+printf 'version: 1\nroutes: [\n' >vol/..2026_01_01_00_02_00.3/poolgate.yaml
+ln -s ..2026_01_01_00_02_00.3 vol/..data_tmp
+mv -T vol/..data_tmp vol/..data
+rm -rf vol/..2026_01_01_00_01_00.2
+sleep 3 # longer than the good update took to apply
+code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$listen/reading/x")"
+verdict "$([ "$code" = 401 ]; echo $?)" "a broken update is refused, the running policy stays: /reading/x -> $code (401)"
+failures="$(curl -s "http://127.0.0.1:$admin/metrics" | awk '/^poolgate_reloads_total\{/ && !/result="(ok|success)"/ {n += $NF} END {print n + 0}')"
+verdict "$([ "$failures" -ge 1 ] 2>/dev/null; echo $?)" "the refused update is counted as a failed reload ($failures)"
 verdict "$(kill -0 "$pid" 2>/dev/null; echo $?)" "poolgate kept running"
 echo "configmap-reload: $passed passed, $failed failed"
 [ "$failed" = 0 ]
