@@ -1,0 +1,425 @@
+//! The pingora `ProxyHttp` implementation: thin hooks, each calling plain functions.
+//!
+//! ```text
+//! request_filter           request id · head size · normalise path · match route ·
+//!                          CORS preflight · token → verify → roles → decide ·
+//!                          identity headers computed   ── deny → respond::send, stop
+//! upstream_peer            route's pool → healthy target not yet tried   (none → 503)
+//! fail_to_connect          count; retry on another target while untried ones remain
+//! upstream_request_filter  strip client x-auth-*, add verified identity, X-Forwarded-*,
+//!                          x-request-id, Host override
+//! response_filter          x-request-id on the answer
+//! fail_to_proxy            upstream failure → respond (502 / 503 / 504)
+//! logging                  one access-log line · request counter and duration histogram
+//! ```
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use http::{HeaderName, HeaderValue};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType};
+use poolgate_authorizer::Identity;
+
+use crate::access_log::AccessRecord;
+use crate::admission::{Verdict, admit, backend_identity_headers};
+use crate::config::HashKey;
+use crate::headers;
+use crate::respond::{self, Denial};
+use crate::upstreams::Upstream;
+
+pub use crate::admission::{auth_denial, path_error_code, reason_denial};
+pub use crate::state::{GateState, Shared, StateError};
+
+/// Error type name used when a pool has no healthy target left.
+const NO_HEALTHY_UPSTREAM: &str = "no_healthy_upstream";
+
+/// Per-request state, created empty by `new_ctx` and filled as the hooks run.
+pub struct RequestCtx {
+    start: Instant,
+    ts_ms: u128,
+    request_id: String,
+    state: Option<Arc<GateState>>,
+    route_index: Option<usize>,
+    route_name: Option<String>,
+    upstream: Option<Arc<Upstream>>,
+    identity: Option<Arc<Identity>>,
+    /// Identity headers for the backend, computed before any upstream is contacted.
+    identity_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The normalised path (with the original query) when it differs from what was sent.
+    rewritten_target: Option<String>,
+    /// `Access-Control-Allow-Origin` (and friends) for the answer of a CORS request.
+    cors_response: Vec<(&'static str, String)>,
+    /// Targets already picked for this request (a retry goes elsewhere).
+    tried: Vec<SocketAddr>,
+    /// The latest connect failure is already in the upstream error counter.
+    connect_failure_counted: bool,
+    decision: &'static str,
+    reason: Cow<'static, str>,
+    /// Status of an answer poolgate wrote itself (denial or upstream failure).
+    own_status: Option<u16>,
+}
+
+impl RequestCtx {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            ts_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis()),
+            request_id: String::new(),
+            state: None,
+            route_index: None,
+            route_name: None,
+            upstream: None,
+            identity: None,
+            identity_headers: Vec::new(),
+            rewritten_target: None,
+            cors_response: Vec::new(),
+            tried: Vec::new(),
+            connect_failure_counted: false,
+            decision: "deny",
+            reason: Cow::Borrowed("-"),
+            own_status: None,
+        }
+    }
+
+    fn deny(&mut self, denial: &Denial) {
+        self.decision = "deny";
+        self.reason = Cow::Owned(denial.reason().to_owned());
+        self.own_status = Some(denial.status());
+    }
+}
+
+/// The `ProxyHttp` service.
+pub struct Gate {
+    shared: Arc<Shared>,
+}
+
+impl Gate {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+/// Maps a proxying error to the answer for the client; `None` when the client is gone.
+fn classify_failure(e: &Error) -> Option<Denial> {
+    match (e.esource(), e.etype()) {
+        (_, ErrorType::Custom(name)) if *name == NO_HEALTHY_UPSTREAM => {
+            Some(Denial::NoHealthyUpstream)
+        }
+        (
+            ErrorSource::Upstream,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+        ) => Some(Denial::UpstreamTimeout),
+        (ErrorSource::Upstream, _) => Some(Denial::UpstreamUnreachable),
+        (
+            ErrorSource::Downstream,
+            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+        ) => None,
+        (ErrorSource::Downstream, _) => Some(Denial::BadRequest {
+            reason: "bad_request",
+        }),
+        (_, ErrorType::HTTPStatus(code)) if (400..500).contains(code) => Some(Denial::BadRequest {
+            reason: "bad_request",
+        }),
+        _ => Some(Denial::UpstreamUnreachable),
+    }
+}
+
+fn failure_kind(e: &Error) -> &'static str {
+    match e.etype() {
+        ErrorType::ConnectTimedout => "connect_timeout",
+        ErrorType::ConnectRefused => "connect_refused",
+        ErrorType::ReadTimedout => "read_timeout",
+        ErrorType::WriteTimedout => "write_timeout",
+        ErrorType::Custom(name) if *name == NO_HEALTHY_UPSTREAM => NO_HEALTHY_UPSTREAM,
+        ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert => "tls",
+        t if t.as_str().starts_with("Connect") => "connect_error",
+        _ => "protocol",
+    }
+}
+
+fn hash_key<'a>(
+    up: &Upstream,
+    req: &'a RequestHeader,
+    client: Option<&SocketAddr>,
+    identity: Option<&'a Identity>,
+) -> Cow<'a, [u8]> {
+    let ip = || {
+        Cow::Owned(
+            client
+                .map(|c| c.ip().to_string())
+                .unwrap_or_default()
+                .into_bytes(),
+        )
+    };
+    match &up.hash_key {
+        HashKey::ClientIp => ip(),
+        HashKey::Path => Cow::Borrowed(req.uri.path().as_bytes()),
+        HashKey::Header(h) => req
+            .headers
+            .get(h.as_str())
+            .map_or_else(ip, |v| Cow::Borrowed(v.as_bytes())),
+        HashKey::Claim(c) => match identity.and_then(|i| i.claims.get(c)) {
+            Some(serde_json::Value::String(s)) => Cow::Borrowed(s.as_bytes()),
+            Some(other) => Cow::Owned(other.to_string().into_bytes()),
+            None => ip(),
+        },
+    }
+}
+
+fn client_inet(session: &Session) -> Option<SocketAddr> {
+    session.client_addr().and_then(|a| a.as_inet()).copied()
+}
+
+fn is_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
+#[async_trait]
+impl ProxyHttp for Gate {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        let req = session.req_header();
+        ctx.request_id =
+            headers::request_id(req.headers.get(headers::REQUEST_ID).map(|v| v.as_bytes()));
+        let state = self.shared.state.load_full();
+        ctx.state = Some(state.clone());
+        let mut matched = None;
+        let verdict = admit(&state, req, &ctx.request_id, &mut matched).await;
+        ctx.route_name = matched.and_then(|i| state.route(i)).map(|r| r.name.clone());
+        let denial = match verdict {
+            Ok(Verdict::Forward(a)) => {
+                let route = state.route(a.route_index);
+                match backend_identity_headers(&state, route, a.identity.as_deref(), &a.roles) {
+                    Ok(h) => {
+                        ctx.identity_headers = h;
+                        ctx.route_index = Some(a.route_index);
+                        ctx.route_name = Some(a.route_name);
+                        ctx.upstream = Some(a.upstream);
+                        ctx.identity = a.identity;
+                        ctx.rewritten_target = a.rewritten_target;
+                        ctx.cors_response = a.cors_response;
+                        ctx.decision = "allow";
+                        ctx.reason = Cow::Borrowed(a.reason);
+                        return Ok(false);
+                    }
+                    Err(_) => Denial::IdentityUnrepresentable,
+                }
+            }
+            Ok(Verdict::Preflight { route, answer }) => {
+                ctx.route_name = Some(route);
+                ctx.decision = "allow";
+                ctx.reason = Cow::Borrowed("cors_preflight");
+                ctx.own_status = Some(answer.status);
+                respond::send(session, answer).await?;
+                return Ok(true);
+            }
+            Err(d) => d,
+        };
+        ctx.deny(&denial);
+        respond::send(
+            session,
+            respond::render(&denial, &ctx.request_id, &state.realm),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        let Some(up) = ctx.upstream.clone() else {
+            return Err(Error::explain(
+                ErrorType::Custom(NO_HEALTHY_UPSTREAM),
+                "no upstream for route",
+            ));
+        };
+        let client = client_inet(session);
+        let key = if up.hashes() {
+            hash_key(
+                &up,
+                session.req_header(),
+                client.as_ref(),
+                ctx.identity.as_deref(),
+            )
+        } else {
+            Cow::Borrowed(&[][..])
+        };
+        match up.select(&key, &ctx.tried) {
+            Some(peer) => {
+                if let Some(addr) = peer._address.as_inet() {
+                    ctx.tried.push(*addr);
+                }
+                Ok(peer)
+            }
+            None => Err(Error::explain(
+                ErrorType::Custom(NO_HEALTHY_UPSTREAM),
+                format!("upstream `{}` has no healthy target left", up.name),
+            )),
+        }
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(up) = &ctx.upstream {
+            self.shared
+                .metrics
+                .upstream_errors
+                .with_label_values(&[up.name.as_str(), failure_kind(&e)])
+                .inc();
+            ctx.connect_failure_counted = true;
+            // Nothing was sent yet, so another target is always safe to try.
+            if ctx.tried.len() < up.target_count() {
+                e.set_retry(true);
+            }
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        ctx.connect_failure_counted = false; // connected: later failures are new
+        let Some(state) = ctx.state.clone() else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "no state for request",
+            ));
+        };
+        headers::strip_identity_headers(upstream_request, &state.identity.prefix);
+        let route = ctx.route_index.and_then(|i| state.route(i));
+        if let Some(route) = route {
+            for (name, _) in &route.headers {
+                upstream_request.remove_header(name.as_str());
+            }
+            if !route.forward_token {
+                upstream_request.remove_header(&http::header::AUTHORIZATION);
+            }
+        }
+        headers::apply_headers(upstream_request, std::mem::take(&mut ctx.identity_headers));
+        if let Some(target) = ctx.rewritten_target.as_deref()
+            && let Ok(uri) = target.parse::<http::Uri>()
+        {
+            upstream_request.set_uri(uri);
+        }
+        headers::set_forwarded(
+            upstream_request,
+            client_inet(session).map(|a| a.ip()),
+            is_tls(session),
+        );
+        upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.as_str())?;
+        if let Some(host) = ctx.upstream.as_ref().and_then(|u| u.host_header.as_deref()) {
+            upstream_request.insert_header(http::header::HOST, host)?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        upstream_response.insert_header(headers::REQUEST_ID, ctx.request_id.as_str())?;
+        for (name, value) in &ctx.cors_response {
+            upstream_response.insert_header(*name, value.as_str())?;
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let Some(denial) = classify_failure(e) else {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        };
+        // A failed connect was already counted in fail_to_connect.
+        if let (ErrorSource::Upstream, Some(up), false) =
+            (e.esource(), &ctx.upstream, ctx.connect_failure_counted)
+        {
+            self.shared
+                .metrics
+                .upstream_errors
+                .with_label_values(&[up.name.as_str(), failure_kind(e)])
+                .inc();
+        }
+        ctx.decision = if ctx.decision == "allow" {
+            "error"
+        } else {
+            ctx.decision
+        };
+        ctx.reason = Cow::Owned(denial.reason().to_owned());
+        ctx.own_status = Some(denial.status());
+        if ctx.request_id.is_empty() {
+            ctx.request_id = headers::new_request_id();
+        }
+        // A response already under way cannot be replaced; the connection is just closed.
+        if session.response_written().is_none() {
+            let realm = ctx.state.as_ref().map_or("poolgate", |s| s.realm.as_str());
+            let _ = respond::send(session, respond::render(&denial, &ctx.request_id, realm)).await;
+        }
+        FailToProxy {
+            error_code: denial.status(),
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .or(ctx.own_status)
+            .unwrap_or(0);
+        let route = ctx.route_name.as_deref().unwrap_or("-");
+        let seconds = ctx.start.elapsed().as_secs_f64();
+        self.shared
+            .metrics
+            .observe_request(route, status, &ctx.reason, seconds);
+        let req = session.req_header();
+        self.shared.access_log.write(&AccessRecord {
+            ts_ms: ctx.ts_ms,
+            request_id: &ctx.request_id,
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            route,
+            status,
+            decision: ctx.decision,
+            reason: &ctx.reason,
+            sub: ctx.identity.as_deref().map(|i| i.sub.as_str()),
+            upstream: ctx.upstream.as_ref().map(|u| u.name.as_str()),
+            latency_ms: seconds * 1000.0,
+        });
+    }
+}

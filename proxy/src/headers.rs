@@ -1,0 +1,284 @@
+//! Pure header work on the request sent upstream: identity scrubbing and injection,
+//! request ids, `X-Forwarded-*`, and the request-head size.
+//!
+//! Nothing here does I/O; the gate calls these from `upstream_request_filter`.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::{HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
+use serde_json::Value;
+
+use crate::config::IdentitySettings;
+
+/// Name of the request-id header, kept from the client when well formed.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Longest client-sent request id that is kept as is.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// A verified identity, borrowed, in the shape the backend headers need.
+#[derive(Debug, Clone, Copy)]
+pub struct IdentityView<'a> {
+    pub issuer: &'a str,
+    pub sub: &'a str,
+    pub username: Option<&'a str>,
+    pub groups: &'a [String],
+    pub roles: &'a [String],
+    pub scopes: &'a [String],
+    pub client_id: Option<&'a str>,
+    pub token_use: &'a str,
+    pub claims: Option<&'a serde_json::Map<String, Value>>,
+}
+
+/// A verified value that cannot travel as a header value; the request is refused rather
+/// than sent with a truncated or altered identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("identity value for `{header}` cannot be sent as a header")]
+pub struct HeaderError {
+    pub header: String,
+}
+
+/// Removes every header named `prefix…` or `prefix_with_underscores…` (case-insensitive),
+/// so a client cannot pose as a verified identity. Returns how many names were removed.
+pub fn strip_identity_headers(req: &mut RequestHeader, prefix: &str) -> usize {
+    let dashed = prefix.to_ascii_lowercase();
+    let underscored = dashed.replace('-', "_");
+    let doomed: Vec<HeaderName> = req
+        .headers
+        .keys()
+        .filter(|name| {
+            let n = name.as_str(); // http::HeaderName is always lowercase
+            n.starts_with(&dashed) || n.starts_with(&underscored)
+        })
+        .cloned()
+        .collect();
+    for name in &doomed {
+        req.remove_header(name);
+    }
+    doomed.len()
+}
+
+/// The identity header names of one configuration, built once (not per request).
+#[derive(Debug, Clone)]
+pub struct IdentityNames {
+    issuer: HeaderName,
+    sub: HeaderName,
+    username: HeaderName,
+    groups: HeaderName,
+    roles: HeaderName,
+    scopes: HeaderName,
+    client_id: HeaderName,
+    token_use: HeaderName,
+    /// `(claim, header)` mappings, sent after (and replacing) the built-in headers.
+    claims: Vec<(String, HeaderName)>,
+}
+
+impl IdentityNames {
+    /// Names under `settings.prefix`; a prefix or suffix that cannot make a header name is an error.
+    pub fn new(settings: &IdentitySettings) -> Result<Self, HeaderError> {
+        let p = settings.prefix.to_ascii_lowercase();
+        let name = |suffix: &str| {
+            let full = format!("{p}{}", suffix.to_ascii_lowercase());
+            HeaderName::from_bytes(full.as_bytes()).map_err(|_| HeaderError { header: full })
+        };
+        Ok(Self {
+            issuer: name("issuer")?,
+            sub: name("sub")?,
+            username: name("username")?,
+            groups: name("groups")?,
+            roles: name("roles")?,
+            scopes: name("scopes")?,
+            client_id: name("client-id")?,
+            token_use: name("token-use")?,
+            claims: settings
+                .claim_headers
+                .iter()
+                .map(|(claim, suffix)| Ok((claim.clone(), name(suffix)?)))
+                .collect::<Result<_, HeaderError>>()?,
+        })
+    }
+}
+
+/// The identity headers for `id`, in a stable order. Arrays are JSON arrays (kept intact, no
+/// `"[a b]"` flattening); a string claim is sent raw, any other claim as JSON.
+pub fn identity_headers(
+    id: &IdentityView<'_>,
+    names: &IdentityNames,
+) -> Result<Vec<(HeaderName, HeaderValue)>, HeaderError> {
+    let mut out = Vec::with_capacity(8 + names.claims.len());
+    push(&mut out, &names.issuer, id.issuer)?;
+    push(&mut out, &names.sub, id.sub)?;
+    if let Some(username) = id.username {
+        push(&mut out, &names.username, username)?;
+    }
+    push(&mut out, &names.groups, &json_array(id.groups))?;
+    push(&mut out, &names.roles, &json_array(id.roles))?;
+    push(&mut out, &names.scopes, &json_array(id.scopes))?;
+    if let Some(client_id) = id.client_id {
+        push(&mut out, &names.client_id, client_id)?;
+    }
+    push(&mut out, &names.token_use, id.token_use)?;
+    for (claim, name) in &names.claims {
+        let Some(value) = id.claims.and_then(|c| c.get(claim)) else {
+            continue; // an absent claim is an absent header
+        };
+        match value {
+            Value::String(s) => push(&mut out, name, s)?,
+            other => push(&mut out, name, &other.to_string())?,
+        }
+    }
+    Ok(out)
+}
+
+/// Route-specific `(full header name, claim)` headers; an absent claim gives no header
+/// (the gate removes any client-sent header of that name regardless).
+pub fn route_claim_headers(
+    pairs: &[(String, String)],
+    claims: &serde_json::Map<String, Value>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, HeaderError> {
+    let mut out = Vec::with_capacity(pairs.len());
+    for (header, claim) in pairs {
+        let Some(value) = claims.get(claim) else {
+            continue;
+        };
+        let name =
+            HeaderName::from_bytes(header.to_ascii_lowercase().as_bytes()).map_err(|_| {
+                HeaderError {
+                    header: header.clone(),
+                }
+            })?;
+        match value {
+            Value::String(s) => push(&mut out, &name, s)?,
+            other => push(&mut out, &name, &other.to_string())?,
+        }
+    }
+    Ok(out)
+}
+
+fn json_array(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn push(
+    out: &mut Vec<(HeaderName, HeaderValue)>,
+    name: &HeaderName,
+    value: &str,
+) -> Result<(), HeaderError> {
+    let value = header_value(value).ok_or_else(|| HeaderError {
+        header: name.as_str().to_owned(),
+    })?;
+    out.push((name.clone(), value));
+    Ok(())
+}
+
+/// A header value from text, or `None` if any byte is outside visible ASCII, space and tab
+/// (control characters, line breaks and non-ASCII are refused, never stripped).
+pub fn header_value(text: &str) -> Option<HeaderValue> {
+    let clean = text
+        .bytes()
+        .all(|b| b == b'\t' || (0x20..=0x7e).contains(&b));
+    if clean {
+        HeaderValue::from_str(text).ok()
+    } else {
+        None
+    }
+}
+
+/// Replaces any header of the same name with the given identity headers.
+pub fn apply_headers(req: &mut RequestHeader, headers: Vec<(HeaderName, HeaderValue)>) {
+    for (name, value) in headers {
+        // insert_header only fails on invalid names/values, which these are not.
+        let _ = req.insert_header(name, value);
+    }
+}
+
+/// The request id to use: the client's when it is short, visible ASCII, else a fresh one.
+pub fn request_id(client: Option<&[u8]>) -> String {
+    match client {
+        Some(v)
+            if !v.is_empty()
+                && v.len() <= MAX_REQUEST_ID_LEN
+                && v.iter().all(|b| (0x21..=0x7e).contains(b)) =>
+        {
+            String::from_utf8_lossy(v).into_owned()
+        }
+        _ => new_request_id(),
+    }
+}
+
+static SEED: LazyLock<RandomState> = LazyLock::new(RandomState::new);
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// 128 bits of hex, unique per process (random seed + counter); not a secret.
+pub fn new_request_id() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut a = SEED.build_hasher();
+    a.write_u64(n);
+    let mut b = SEED.build_hasher();
+    b.write_u64(!n);
+    format!("{:016x}{:016x}", a.finish(), b.finish())
+}
+
+/// Sets `X-Forwarded-For` (client address appended to any existing list),
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` (both replaced).
+pub fn set_forwarded(req: &mut RequestHeader, client: Option<IpAddr>, tls: bool) {
+    if let Some(ip) = client {
+        let ip = ip.to_string();
+        let xff = match req
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+        {
+            prior if prior.is_empty() => ip,
+            prior => format!("{}, {ip}", prior.join(", ")),
+        };
+        if let Some(v) = header_value(&xff) {
+            let _ = req.insert_header("x-forwarded-for", v);
+        }
+    }
+    let _ = req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" });
+    let host = req.headers.get(http::header::HOST).cloned().or_else(|| {
+        req.uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    match host {
+        Some(h) => {
+            let _ = req.insert_header("x-forwarded-host", h);
+        }
+        None => {
+            req.remove_header("x-forwarded-host");
+        }
+    }
+}
+
+/// Approximate size of the request head: request target plus every `name: value\r\n`.
+pub fn request_head_size(req: &RequestHeader) -> usize {
+    let target = req.uri.path_and_query().map_or(1, |p| p.as_str().len());
+    req.headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + target
+        + req.method.as_str().len()
+        + 12
+}
+
+/// The bearer token of an `Authorization` header, if it has the `Bearer` scheme
+/// (case-insensitive) and a non-empty token.
+pub fn bearer_token(authorization: Option<&[u8]>) -> Option<&str> {
+    let raw = std::str::from_utf8(authorization?).ok()?;
+    let (scheme, token) = raw.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,197 @@
+use super::*;
+
+fn req(headers: &[(&str, &str)]) -> RequestHeader {
+    let mut r = RequestHeader::build("GET", b"/x?y=1", None).unwrap();
+    for (n, v) in headers {
+        r.append_header(n.to_string(), *v).unwrap();
+    }
+    r
+}
+
+fn names(r: &RequestHeader) -> Vec<String> {
+    let mut v: Vec<String> = r.headers.keys().map(|k| k.to_string()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn strips_prefixed_headers_in_every_spelling() {
+    let mut r = req(&[
+        ("X-Auth-Sub", "mallory"),
+        ("x-auth-groups", "admins"),
+        ("X_AUTH_ROLES", "admin"),
+        ("x_auth-mixed", "1"),
+        ("x-authx", "kept: no dash after prefix"),
+        ("x-other", "kept"),
+    ]);
+    let removed = strip_identity_headers(&mut r, "X-Auth-");
+    assert_eq!(removed, 3);
+    assert_eq!(names(&r), vec!["x-authx", "x-other", "x_auth-mixed"]);
+}
+
+#[test]
+fn underscored_prefix_variant_is_stripped() {
+    let mut r = req(&[("x_auth_sub", "mallory"), ("x_auth_sub", "again")]);
+    assert_eq!(strip_identity_headers(&mut r, "x-auth-"), 1);
+    assert!(r.headers.is_empty());
+}
+
+fn view<'a>(
+    groups: &'a [String],
+    claims: Option<&'a serde_json::Map<String, Value>>,
+) -> IdentityView<'a> {
+    IdentityView {
+        issuer: "shop",
+        sub: "1b2c-uuid",
+        username: Some("alice"),
+        groups,
+        roles: groups,
+        scopes: &[],
+        client_id: Some("client1"),
+        token_use: "access",
+        claims,
+    }
+}
+
+#[test]
+fn identity_headers_keep_arrays_intact() {
+    let groups = vec!["admins".to_owned(), "read ers".to_owned()];
+    let h = identity_headers(
+        &view(&groups, None),
+        &IdentityNames::new(&IdentitySettings::default()).unwrap(),
+    )
+    .unwrap();
+    let get = |n: &str| {
+        h.iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(get("x-auth-sub").as_deref(), Some("1b2c-uuid"));
+    assert_eq!(
+        get("x-auth-groups").as_deref(),
+        Some(r#"["admins","read ers"]"#)
+    );
+    assert_eq!(get("x-auth-scopes").as_deref(), Some("[]"));
+    assert_eq!(get("x-auth-client-id").as_deref(), Some("client1"));
+    assert_eq!(get("x-auth-token-use").as_deref(), Some("access"));
+    assert_eq!(get("x-auth-issuer").as_deref(), Some("shop"));
+}
+
+#[test]
+fn claim_headers_map_strings_raw_and_others_as_json() {
+    let mut claims = serde_json::Map::new();
+    claims.insert("custom:tier".into(), Value::String("gold".into()));
+    claims.insert("perms".into(), serde_json::json!(["a", "b"]));
+    let settings = IdentitySettings {
+        prefix: "x-auth-".into(),
+        claim_headers: vec![
+            ("custom:tier".into(), "tier".into()),
+            ("perms".into(), "perms".into()),
+            ("absent".into(), "absent".into()),
+        ],
+    };
+    let h = identity_headers(
+        &view(&[], Some(&claims)),
+        &IdentityNames::new(&settings).unwrap(),
+    )
+    .unwrap();
+    let get = |n: &str| {
+        h.iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(get("x-auth-tier").as_deref(), Some("gold"));
+    assert_eq!(get("x-auth-perms").as_deref(), Some(r#"["a","b"]"#));
+    assert_eq!(get("x-auth-absent"), None);
+}
+
+#[test]
+fn values_that_cannot_be_headers_are_refused_not_truncated() {
+    let mut claims = serde_json::Map::new();
+    claims.insert(
+        "evil".into(),
+        Value::String("ok\r\nx-auth-sub: root".into()),
+    );
+    let settings = IdentitySettings {
+        prefix: "x-auth-".into(),
+        claim_headers: vec![("evil".into(), "evil".into())],
+    };
+    let err = identity_headers(
+        &view(&[], Some(&claims)),
+        &IdentityNames::new(&settings).unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(err.header, "x-auth-evil");
+    assert!(header_value("caf\u{e9}").is_none());
+    assert!(header_value("nul\0").is_none());
+    assert!(header_value("plain value\twith tab").is_some());
+}
+
+#[test]
+fn apply_replaces_existing_values() {
+    let mut r = req(&[("x-auth-sub", "old")]);
+    apply_headers(
+        &mut r,
+        vec![(
+            HeaderName::from_static("x-auth-sub"),
+            HeaderValue::from_static("new"),
+        )],
+    );
+    let all: Vec<_> = r.headers.get_all("x-auth-sub").iter().collect();
+    assert_eq!(all, vec![HeaderValue::from_static("new")]);
+}
+
+#[test]
+fn request_id_is_kept_when_well_formed_else_generated() {
+    assert_eq!(request_id(Some(b"abc-123")), "abc-123");
+    let fresh = request_id(Some(b"bad id with spaces"));
+    assert_eq!(fresh.len(), 32);
+    assert!(fresh.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(request_id(Some(&[b'a'; 129])).len(), 32);
+    assert_ne!(new_request_id(), new_request_id());
+    assert_eq!(request_id(None).len(), 32);
+}
+
+#[test]
+fn forwarded_headers_append_and_replace() {
+    let mut r = req(&[
+        ("host", "api.example.com"),
+        ("x-forwarded-for", "10.0.0.1"),
+        ("x-forwarded-proto", "gopher"),
+    ]);
+    set_forwarded(&mut r, Some("192.0.2.7".parse().unwrap()), true);
+    let get = |n: &str| r.headers.get(n).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(
+        get("x-forwarded-for").as_deref(),
+        Some("10.0.0.1, 192.0.2.7")
+    );
+    assert_eq!(get("x-forwarded-proto").as_deref(), Some("https"));
+    assert_eq!(get("x-forwarded-host").as_deref(), Some("api.example.com"));
+
+    let mut r = req(&[("x-forwarded-host", "spoofed")]);
+    set_forwarded(&mut r, Some("::1".parse().unwrap()), false);
+    assert_eq!(r.headers.get("x-forwarded-for").unwrap(), "::1");
+    assert_eq!(r.headers.get("x-forwarded-proto").unwrap(), "http");
+    assert!(r.headers.get("x-forwarded-host").is_none());
+}
+
+#[test]
+fn bearer_token_parsing() {
+    assert_eq!(
+        bearer_token(Some(b"Bearer abc.def.ghi")),
+        Some("abc.def.ghi")
+    );
+    assert_eq!(bearer_token(Some(b"bearer   tok ")), Some("tok"));
+    assert_eq!(bearer_token(Some(b"Basic dXNlcg==")), None);
+    assert_eq!(bearer_token(Some(b"Bearer ")), None);
+    assert_eq!(bearer_token(Some(b"Bearer")), None);
+    assert_eq!(bearer_token(None), None);
+    assert_eq!(bearer_token(Some(&[0xff, 0xfe])), None);
+}
+
+#[test]
+fn head_size_grows_with_headers() {
+    let small = request_head_size(&req(&[]));
+    let big = request_head_size(&req(&[("x-big", &"a".repeat(1000))]));
+    assert!(big >= small + 1000);
+}

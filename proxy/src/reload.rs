@@ -1,0 +1,161 @@
+//! Live reload: on SIGHUP or when a policy file changes, load, validate, build and swap the
+//! gate state atomically. A file that does not validate leaves the running state in place,
+//! logs every diagnostic and counts a failed reload.
+//!
+//! Listeners, the admin address and process settings are fixed at start; a reload that changes
+//! them applies everything else and logs that a restart is needed for those.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use crate::convert;
+use crate::gate::{GateState, Shared};
+use crate::verifier;
+
+/// Why a reload was refused (the running configuration stays).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}")]
+    Invalid(poolgate_policies::Diagnostics),
+    #[error(transparent)]
+    Verifier(#[from] verifier::VerifierError),
+    #[error(transparent)]
+    State(#[from] crate::gate::StateError),
+}
+
+/// Loads `path` and swaps it in. Must run on a tokio runtime (a new authorizer is started).
+pub fn reload(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
+    let result = try_reload(shared, path);
+    let label = if result.is_ok() { "success" } else { "failure" };
+    shared.metrics.reloads.with_label_values(&[label]).inc();
+    match &result {
+        Ok(()) => log::warn!("reloaded {}", path.display()),
+        Err(e) => log::error!(
+            "reload of {} refused, keeping the running configuration:\n{e}",
+            path.display()
+        ),
+    }
+    result
+}
+
+fn try_reload(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
+    let policy = Arc::new(poolgate_policies::load(path).map_err(ReloadError::Invalid)?);
+    let old = shared.state.load_full();
+    let cfg = convert::proxy_config(policy.clone());
+    if cfg
+        .listeners
+        .iter()
+        .map(|l| l.address)
+        .ne(old_listeners(&old))
+        || policy.admin != old.admin
+    {
+        log::warn!("listener or admin addresses changed: they take effect on restart only");
+    }
+    let setup = verifier::for_policy(&policy, old.verifier.as_ref())?;
+    let mut state = GateState::build(&cfg, setup, Some(&old))?;
+    state.listeners = old.listeners.clone();
+    state.admin = old.admin;
+    let new_verifier = state.token_verifier().cloned();
+    let old_verifier = old.token_verifier().cloned();
+    let replaced = match (&new_verifier, &old_verifier) {
+        (Some(n), Some(o)) => !Arc::ptr_eq(n, o),
+        (None, None) => false,
+        _ => true,
+    };
+    if replaced && let Some(v) = &new_verifier {
+        v.start();
+    }
+    shared.state.store(Arc::new(state));
+    if replaced && let Some(v) = old_verifier {
+        v.stop();
+    }
+    shared.metrics.config_loaded.set(unix_now());
+    Ok(())
+}
+
+fn old_listeners(old: &GateState) -> impl Iterator<Item = std::net::SocketAddr> + '_ {
+    old.listeners.iter().copied()
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Modification times of the files a policy was read from.
+fn stamps(files: &[PathBuf]) -> Vec<Option<SystemTime>> {
+    files
+        .iter()
+        .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+/// Background service: reload on SIGHUP and when a policy file's modification time changes.
+pub struct Reloader {
+    pub shared: Arc<Shared>,
+    pub path: PathBuf,
+    /// How often file modification times are compared.
+    pub poll: Duration,
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let files = || {
+            let state = self.shared.state.load();
+            let mut f = state.policy.files.clone();
+            if !f.contains(&self.path) {
+                f.push(self.path.clone());
+            }
+            f
+        };
+        let mut seen = stamps(&files());
+        loop {
+            let signalled = async {
+                match hup.as_mut() {
+                    Some(h) => {
+                        h.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let by_signal = tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = signalled => true,
+                _ = tokio::time::sleep(self.poll) => false,
+            };
+            let now = stamps(&files());
+            if by_signal || now != seen {
+                // Errors are logged and counted inside; the old state keeps serving.
+                let _ = reload(&self.shared, &self.path);
+                seen = stamps(&files());
+            }
+        }
+    }
+}
+
+/// Background service: starts the verifier's key lifecycle on a server runtime and stops it
+/// at shutdown. Verifiers swapped in by a reload are started by the reload.
+pub struct KeyLifecycle {
+    pub shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for KeyLifecycle {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        if let Some(v) = self.shared.state.load().token_verifier() {
+            v.start();
+        }
+        let _ = shutdown.changed().await;
+        if let Some(v) = self.shared.state.load().token_verifier() {
+            v.stop();
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Building the pingora `Server`: the proxy service on every listener, the admin service,
+//! and the background health checker. Shutdown timings are set for containers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::listeners::tls::TlsSettings;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{BackgroundService, background_service};
+use pingora::services::listening::Service;
+
+use crate::admin::AdminApp;
+use crate::config::ProxyConfig;
+use crate::gate::{Gate, Shared};
+use crate::reload::{KeyLifecycle, Reloader};
+
+/// How often the health checker looks for due checks.
+const HEALTH_TICK: Duration = Duration::from_millis(100);
+
+/// Why the server could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("no listeners configured")]
+    NoListeners,
+    #[error("TLS listener {address}: {detail}")]
+    Tls { address: String, detail: String },
+}
+
+/// Installs aws-lc-rs as rustls's process-wide provider. pingora installs ring when none is
+/// set, and two compiled-in providers make rustls refuse to pick, so this runs first in `main`
+/// (and in tests). Installing twice is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// pingora's process settings from ours.
+pub fn server_conf(cfg: &ProxyConfig) -> ServerConf {
+    let s = &cfg.server;
+    let mut conf = ServerConf {
+        threads: s.threads.max(1),
+        grace_period_seconds: Some(s.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(s.shutdown_timeout.as_secs()),
+        upgrade_sock: s.upgrade_sock.to_string_lossy().into_owned(),
+        ..ServerConf::default()
+    };
+    conf.pid_file = String::from("/tmp/poolgate.pid");
+    conf
+}
+
+/// Builds the whole server (not yet running).
+pub fn build(
+    cfg: &ProxyConfig,
+    shared: Arc<Shared>,
+    reloader: Option<Reloader>,
+) -> Result<Server, ServerError> {
+    if cfg.listeners.is_empty() {
+        return Err(ServerError::NoListeners);
+    }
+    let opt = Opt {
+        upgrade: cfg.server.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(cfg));
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gate::new(shared.clone()),
+        "poolgate proxy",
+    );
+    for l in &cfg.listeners {
+        let address = l.address.to_string();
+        match &l.tls {
+            None => proxy.add_tcp(&address),
+            Some(files) => {
+                let tls_err = |detail: String| ServerError::Tls {
+                    address: address.clone(),
+                    detail,
+                };
+                let cert = files
+                    .cert
+                    .to_str()
+                    .ok_or_else(|| tls_err("certificate path is not UTF-8".into()))?;
+                let key = files
+                    .key
+                    .to_str()
+                    .ok_or_else(|| tls_err("key path is not UTF-8".into()))?;
+                let mut settings =
+                    TlsSettings::intermediate(cert, key).map_err(|e| tls_err(e.to_string()))?;
+                settings.enable_h2();
+                proxy.add_tls_with_settings(&address, None, settings);
+            }
+        }
+    }
+    server.add_service(proxy);
+
+    if let Some(admin) = cfg.admin {
+        let mut svc = Service::new("poolgate admin".to_owned(), AdminApp::new(shared.clone()));
+        svc.add_tcp(&admin.to_string());
+        server.add_service(svc);
+    }
+    server.add_service(background_service(
+        "keys",
+        KeyLifecycle {
+            shared: shared.clone(),
+        },
+    ));
+    if let Some(r) = reloader {
+        server.add_service(background_service("reload", r));
+    }
+    server.add_service(background_service(
+        "upstream health",
+        HealthChecks { shared },
+    ));
+    Ok(server)
+}
+
+/// Runs every due health check of the current configuration's pools, so pools swapped in
+/// by a reload are checked without restarting anything.
+pub struct HealthChecks {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for HealthChecks {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            let now = Instant::now();
+            let state = self.shared.state.load_full();
+            for up in state.upstreams.iter() {
+                let up = up.clone();
+                // Each pass marks its next due time before running, so a slow pass is never doubled.
+                tokio::spawn(async move { up.check_health_if_due(now).await });
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(HEALTH_TICK) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,518 @@
+//! Authorization end to end: a real JWKS issuer (authorizer test-util), a real echo backend
+//! and the real proxy; status and whether the backend was reached, for each token case.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use poolgate_authorizer::testutil::{Behaviour, TestIssuer};
+use serde_json::json;
+use support::backend::EchoBackend;
+use support::client::get;
+use support::harness::{Proxy, policy_config, sample};
+
+const POLICY: &str = r#"version: 1
+issuers:
+  shop:
+    issuer: "ISS"
+    jwks_url: "JWKS"
+    cognito_style: true
+    app_clients: ["CLIENT"]
+    token_use: access
+    jwks: { refresh_interval: 60s, min_refetch_interval: 1s, fetch_timeout: 1s }
+upstreams:
+  app:
+    targets: ["BACKEND"]
+roles:
+  reader:
+    allow: [ { methods: [GET, HEAD], paths: ["/orders/**"] } ]
+  clerk:
+    allow: [ { methods: ["*"], paths: ["/orders/**"] } ]
+    deny: [ { methods: [DELETE], paths: ["/orders/**"] } ]
+  analyst:
+    allow: [ { methods: [GET], paths: ["/reports/**"] } ]
+  apiuser:
+    allow: [ { methods: [GET, POST], paths: ["/api/**"] } ]
+  owner:
+    allow: [ { methods: [GET, PUT], paths: ["/users/{sub}", "/users/{sub}/**"] } ]
+role_mapping:
+  groups: { readers: [reader], clerks: [clerk], analysts: [analyst], api: [apiuser] }
+  authenticated: [owner]
+routes:
+  - name: orders
+    match: { path: "/orders/**" }
+    upstream: app
+    auth: { issuer: shop }
+  - name: reports
+    match: { path: "/reports/**" }
+    upstream: app
+    auth: { issuer: shop, scopes: { any_of: [reports/read] } }
+  - name: users
+    match: { path: "/users/**" }
+    upstream: app
+    auth: { issuer: shop }
+  - name: public
+    match: { path: "/public/**" }
+    upstream: app
+    public: true
+  - name: api
+    match: { path: "/api/**" }
+    upstream: app
+    auth: { issuer: shop }
+    forward_token: false
+    cors:
+      allow_origins: ["https://app.example.com"]
+      allow_methods: [GET, POST]
+      allow_headers: [authorization, content-type]
+"#;
+
+fn policy(issuer: &TestIssuer, backend: &EchoBackend) -> String {
+    POLICY
+        .replace("ISS", &issuer.issuer)
+        .replace("JWKS", &issuer.jwks_url)
+        .replace("CLIENT", &issuer.client_id)
+        .replace("BACKEND", &backend.target())
+}
+
+struct Env {
+    issuer: TestIssuer,
+    be: EchoBackend,
+    proxy: Proxy,
+}
+
+async fn env() -> Env {
+    let issuer = TestIssuer::start().await.unwrap();
+    let be = EchoBackend::start("app");
+    let proxy = Proxy::start(policy_config(&policy(&issuer, &be)));
+    wait_ready(&proxy).await;
+    Env { issuer, be, proxy }
+}
+
+async fn wait_ready(proxy: &Proxy) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(proxy.admin, "/readyz", &[]).await.status != 200 {
+        assert!(Instant::now() < deadline, "proxy never became ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+#[tokio::test]
+async fn valid_token_reaches_backend_with_verified_identity_only() {
+    let e = env().await;
+    let token = e.issuer.mint_access("alice", &["readers"], &["openid"]);
+    let auth = bearer(&token);
+    let r = get(
+        e.proxy.addr,
+        "/orders/1",
+        &[
+            ("authorization", &auth),
+            ("x-auth-sub", "root"),
+            ("x-auth-roles", "[\"admin\"]"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = &e.be.requests()[0];
+    let sub = e.issuer.access_claims("alice", &[], &[]).0["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(seen.headers_named("x-auth-sub"), vec![sub.as_str()]);
+    assert_eq!(seen.header("x-auth-username"), Some("alice"));
+    assert_eq!(seen.header("x-auth-groups"), Some(r#"["readers"]"#));
+    let roles: Vec<String> = serde_json::from_str(seen.header("x-auth-roles").unwrap()).unwrap();
+    assert!(
+        roles.contains(&"reader".to_owned()) && !roles.contains(&"admin".to_owned()),
+        "{roles:?}"
+    );
+    assert_eq!(seen.header("x-auth-token-use"), Some("access"));
+    assert_eq!(
+        seen.header("x-auth-client-id"),
+        Some(e.issuer.client_id.as_str())
+    );
+    assert_eq!(
+        seen.header("authorization"),
+        Some(auth.as_str()),
+        "token forwarded by default"
+    );
+}
+
+#[tokio::test]
+async fn token_case_table() {
+    let e = env().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let good = e.issuer.mint_access("bob", &["readers"], &[]);
+    let mut expired = e.issuer.access_claims("bob", &["readers"], &[]);
+    expired.0.insert("exp".into(), json!(now - 3600));
+    let mut future = e.issuer.access_claims("bob", &["readers"], &[]);
+    future.0.insert("nbf".into(), json!(now + 3600));
+    let mut other_client = e.issuer.access_claims("bob", &["readers"], &[]);
+    other_client
+        .0
+        .insert("client_id".into(), json!("someone-else"));
+    let mut other_iss = e.issuer.access_claims("bob", &["readers"], &[]);
+    other_iss
+        .0
+        .insert("iss".into(), json!("https://evil.example/pool"));
+    let tampered = {
+        // change one character inside the signature (not the last, whose low bits are padding)
+        let sig_start = good.rfind('.').unwrap() + 1;
+        let mut bytes = good.clone().into_bytes();
+        let i = sig_start + 10;
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(bytes).unwrap()
+    };
+    let none_alg = {
+        use base64::Engine;
+        let b64 = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        format!(
+            "{}.{}.c2ln",
+            b64(json!({"alg": "none", "kid": "access-1"})),
+            b64(serde_json::Value::Object(
+                e.issuer.access_claims("bob", &["readers"], &[]).0
+            ))
+        )
+    };
+    let cases: Vec<(&str, Option<String>, u16, &str)> = vec![
+        ("valid", Some(good.clone()), 200, "allowed"),
+        ("no token", None, 401, "missing_token"),
+        ("garbage", Some("not-a-jwt".into()), 401, "malformed"),
+        (
+            "expired",
+            Some(e.issuer.sign_access(expired)),
+            401,
+            "expired",
+        ),
+        (
+            "not yet valid",
+            Some(e.issuer.sign_access(future)),
+            401,
+            "not_yet_valid",
+        ),
+        ("bad signature", Some(tampered), 401, "bad_signature"),
+        ("alg none", Some(none_alg), 401, "unsupported_alg"),
+        (
+            "id token on access route",
+            Some(e.issuer.mint_id("bob", &["readers"])),
+            401,
+            "wrong_token_use",
+        ),
+        (
+            "other client",
+            Some(e.issuer.sign_access(other_client)),
+            401,
+            "wrong_audience",
+        ),
+        (
+            "other issuer",
+            Some(e.issuer.sign_access(other_iss)),
+            401,
+            "wrong_issuer",
+        ),
+    ];
+    for (name, token, status, reason) in cases {
+        let before = e.be.count();
+        let auth = token.map(|t| bearer(&t));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("authorization", a)])
+            .unwrap_or_default();
+        let r = get(e.proxy.addr, "/orders/7", &headers).await;
+        assert_eq!(r.status, status, "{name}: {}", r.text());
+        let reached = e.be.count() > before;
+        assert_eq!(
+            reached,
+            status == 200,
+            "{name}: backend reached = {reached}"
+        );
+        if status != 200 {
+            assert_eq!(r.json()["reason"], reason, "{name}");
+            let challenge = r.header("www-authenticate").unwrap();
+            assert!(
+                challenge.starts_with("Bearer realm="),
+                "{name}: {challenge}"
+            );
+            assert_eq!(
+                challenge.contains("error=\"invalid_token\""),
+                auth.is_some(),
+                "{name}: {challenge}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn roles_methods_deny_scopes_and_claim_variables() {
+    let e = env().await;
+    let reader = bearer(&e.issuer.mint_access("rita", &["readers"], &[]));
+    let clerk = bearer(&e.issuer.mint_access("carl", &["clerks"], &[]));
+    let analyst_no_scope = bearer(&e.issuer.mint_access("ann", &["analysts"], &[]));
+    let analyst = bearer(
+        &e.issuer
+            .mint_access("ann", &["analysts"], &["reports/read"]),
+    );
+    let check = |status: u16, r: &support::client::Reply, what: &str| {
+        assert_eq!(r.status, status, "{what}: {}", r.text())
+    };
+
+    check(
+        200,
+        &get(e.proxy.addr, "/orders/1", &[("authorization", &reader)]).await,
+        "reader GET",
+    );
+    let r = support::client::send(
+        e.proxy.addr,
+        "POST",
+        "/orders/1",
+        &[("authorization", &reader)],
+        bytes::Bytes::new(),
+    )
+    .await;
+    check(403, &r, "reader POST");
+    assert_eq!(r.json()["reason"], "no_role_allows");
+    check(
+        200,
+        &support::client::send(
+            e.proxy.addr,
+            "POST",
+            "/orders/1",
+            &[("authorization", &clerk)],
+            bytes::Bytes::new(),
+        )
+        .await,
+        "clerk POST",
+    );
+    let r = support::client::send(
+        e.proxy.addr,
+        "DELETE",
+        "/orders/1",
+        &[("authorization", &clerk)],
+        bytes::Bytes::new(),
+    )
+    .await;
+    check(403, &r, "clerk DELETE (explicit deny)");
+    assert_eq!(r.json()["reason"], "explicit_deny");
+
+    let r = get(
+        e.proxy.addr,
+        "/reports/q1",
+        &[("authorization", &analyst_no_scope)],
+    )
+    .await;
+    check(403, &r, "analyst without scope");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"poolgate\", error=\"insufficient_scope\", scope=\"reports/read\"")
+    );
+    check(
+        200,
+        &get(e.proxy.addr, "/reports/q1", &[("authorization", &analyst)]).await,
+        "analyst with scope",
+    );
+
+    let sub = e.issuer.access_claims("rita", &[], &[]).0["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    check(
+        200,
+        &get(
+            e.proxy.addr,
+            &format!("/users/{sub}/profile"),
+            &[("authorization", &reader)],
+        )
+        .await,
+        "own profile",
+    );
+    check(
+        403,
+        &get(
+            e.proxy.addr,
+            "/users/someone-else/profile",
+            &[("authorization", &reader)],
+        )
+        .await,
+        "other profile",
+    );
+
+    // the 4 allowed requests reached the backend, nothing else did
+    assert_eq!(e.be.count(), 4);
+}
+
+#[tokio::test]
+async fn cors_preflight_without_token_and_token_stripped_when_configured() {
+    let e = env().await;
+    let r = support::client::send(
+        e.proxy.addr,
+        "OPTIONS",
+        "/api/items",
+        &[
+            ("origin", "https://app.example.com"),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "authorization"),
+        ],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    let r = support::client::send(
+        e.proxy.addr,
+        "OPTIONS",
+        "/api/items",
+        &[
+            ("origin", "https://evil.example"),
+            ("access-control-request-method", "POST"),
+        ],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    // a plain OPTIONS (not a preflight) still needs a token
+    assert_eq!(
+        support::client::send(
+            e.proxy.addr,
+            "OPTIONS",
+            "/api/items",
+            &[],
+            bytes::Bytes::new()
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(e.be.count(), 0);
+
+    let auth = bearer(&e.issuer.mint_access("u", &["api"], &[]));
+    let r = get(
+        e.proxy.addr,
+        "/api/items",
+        &[
+            ("authorization", &auth),
+            ("origin", "https://app.example.com"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        e.be.requests()[0].header("authorization"),
+        None,
+        "forward_token: false strips it"
+    );
+}
+
+#[tokio::test]
+async fn keys_unavailable_is_503_then_recovers() {
+    let issuer = TestIssuer::start().await.unwrap();
+    issuer.server.set_behaviour(Behaviour::Status(500));
+    let be = EchoBackend::start("app");
+    let proxy = Proxy::start(policy_config(&policy(&issuer, &be)));
+    let auth = bearer(&issuer.mint_access("alice", &["readers"], &[]));
+    assert_eq!(
+        get(proxy.admin, "/readyz", &[]).await.status,
+        503,
+        "not ready without keys"
+    );
+    let r = get(proxy.addr, "/orders/1", &[("authorization", &auth)]).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["reason"], "keys_unavailable");
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(be.count(), 0);
+    // public routes do not depend on keys
+    assert_eq!(get(proxy.addr, "/public/x", &[]).await.status, 200);
+
+    issuer.server.set_behaviour(Behaviour::Normal);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = get(proxy.addr, "/orders/1", &[("authorization", &auth)]).await;
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 503);
+        assert!(Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    wait_ready(&proxy).await;
+}
+
+#[tokio::test]
+async fn metrics_include_authorizer_and_decisions() {
+    let e = env().await;
+    let auth = bearer(&e.issuer.mint_access("m", &["readers"], &[]));
+    for _ in 0..3 {
+        assert_eq!(
+            get(e.proxy.addr, "/orders/1", &[("authorization", &auth)])
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(
+        get(
+            e.proxy.addr,
+            "/orders/1",
+            &[("authorization", "Bearer x.y.z")]
+        )
+        .await
+        .status,
+        401
+    );
+    e.proxy.wait_for_log(4);
+    let m = e.proxy.metrics().await;
+    assert_eq!(
+        sample(
+            &m,
+            r#"poolgate_requests_total{reason="allowed",route="orders",status="200"}"#
+        ),
+        Some(3.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"poolgate_requests_total{reason="malformed",route="orders",status="401"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(
+        m.contains("poolgate_jwks"),
+        "authorizer metrics missing:\n{m}"
+    );
+    let lines = e.proxy.log_lines();
+    let sub = e.issuer.access_claims("m", &[], &[]).0["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(lines[0]["sub"], sub.as_str());
+    assert!(
+        !e.proxy
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(auth.trim_start_matches("Bearer ")))
+    );
+}

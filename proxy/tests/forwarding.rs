@@ -1,0 +1,255 @@
+//! End to end through the real proxy: what reaches the backend, and how.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use bytes::Bytes;
+use support::backend::{EchoBackend, sha256_hex};
+use support::client::{get, send};
+use support::harness::{Proxy, policy_config, simple_config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn public_route_passes_through_with_request_id() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(simple_config(vec![be.target()]));
+    let r = get(proxy.addr, "/hello/world?x=1&y=2", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "ok a");
+    let seen = be.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "/hello/world?x=1&y=2");
+    let rid = r
+        .header("x-request-id")
+        .expect("response carries a request id");
+    assert_eq!(rid.len(), 32);
+    assert_eq!(seen[0].header("x-request-id"), Some(rid));
+}
+
+#[tokio::test]
+async fn client_request_id_is_kept() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(simple_config(vec![be.target()]));
+    let r = get(proxy.addr, "/", &[("x-request-id", "trace-42")]).await;
+    assert_eq!(r.header("x-request-id"), Some("trace-42"));
+    assert_eq!(be.requests()[0].header("x-request-id"), Some("trace-42"));
+}
+
+#[tokio::test]
+async fn client_identity_headers_never_reach_the_backend() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(simple_config(vec![be.target()]));
+    let r = get(
+        proxy.addr,
+        "/",
+        &[
+            ("X-Auth-Sub", "root"),
+            ("x-auth-groups", "[\"admins\"]"),
+            ("x_auth_roles", "admin"),
+            ("X_Auth-Token-Use", "access"),
+            ("x-authorization-hint", "kept"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let seen = &be.requests()[0];
+    let leaked: Vec<_> = seen
+        .headers
+        .iter()
+        .filter(|(n, _)| n.starts_with("x-auth-") || n.starts_with("x_auth_"))
+        .collect();
+    assert!(leaked.is_empty(), "leaked identity headers: {leaked:?}");
+    assert_eq!(seen.header("x-authorization-hint"), Some("kept"));
+}
+
+#[tokio::test]
+async fn forwarded_headers_are_set() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(simple_config(vec![be.target()]));
+    get(
+        proxy.addr,
+        "/",
+        &[
+            ("host", "api.example.com"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+        ],
+    )
+    .await;
+    let seen = &be.requests()[0];
+    assert_eq!(
+        seen.header("x-forwarded-for"),
+        Some("203.0.113.9, 127.0.0.1")
+    );
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("x-forwarded-host"), Some("api.example.com"));
+    assert_eq!(seen.header("host"), Some("api.example.com"));
+}
+
+#[tokio::test]
+async fn ten_mib_body_arrives_intact() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(simple_config(vec![be.target()]));
+    let body: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let want = sha256_hex(&body);
+    let r = send(
+        proxy.addr,
+        "POST",
+        "/upload",
+        &[("content-type", "application/octet-stream")],
+        Bytes::from(body),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let seen = &be.requests()[0];
+    assert_eq!(seen.body_len, 10 * 1024 * 1024);
+    assert_eq!(seen.body_sha256, want);
+    assert_eq!(r.header("x-body-sha256"), Some(want.as_str()));
+}
+
+#[tokio::test]
+async fn round_robin_spreads_over_two_backends() {
+    let (a, b) = (EchoBackend::start("a"), EchoBackend::start("b"));
+    let proxy = Proxy::start(simple_config(vec![a.target(), b.target()]));
+    for _ in 0..10 {
+        assert_eq!(get(proxy.addr, "/", &[]).await.status, 200);
+    }
+    assert_eq!(a.count(), 5);
+    assert_eq!(b.count(), 5);
+}
+
+#[tokio::test]
+async fn protected_route_refuses_missing_and_malformed_tokens_before_the_backend() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(simple_config(vec![be.target()]));
+    let r = get(proxy.addr, "/private/data", &[]).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"poolgate\"")
+    );
+    assert_eq!(r.json()["reason"], "missing_token");
+    assert_eq!(r.json()["request_id"], r.header("x-request-id").unwrap());
+    let r = get(
+        proxy.addr,
+        "/private/data",
+        &[("authorization", "Bearer abc.def.ghi")],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+    assert_eq!(be.count(), 0);
+}
+
+#[tokio::test]
+async fn hostile_paths_are_400_and_never_forwarded() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(simple_config(vec![be.target()]));
+    for path in [
+        "/a/%2e%2e/private",
+        "/private%2fx",
+        "/../etc/passwd",
+        "/a\\b",
+        "/a;jsessionid=1",
+    ] {
+        let r = get(proxy.addr, path, &[]).await;
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.json()["error"], "bad_request", "{path}");
+    }
+    assert_eq!(be.count(), 0);
+}
+
+#[tokio::test]
+async fn dot_segments_are_resolved_before_matching_and_forwarding() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(simple_config(vec![be.target()]));
+    // a public-looking prefix cannot smuggle a request onto the protected route
+    let r = get(proxy.addr, "/public/../private/x", &[]).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(be.count(), 0);
+    // what is forwarded is the normalised path the decision was made on
+    let r = get(proxy.addr, "/a/./b//c?q=1", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(be.requests()[0].path, "/a/b/c?q=1");
+}
+
+#[tokio::test]
+async fn oversized_request_head_is_431() {
+    let be = EchoBackend::start("a");
+    let mut cfg = simple_config(vec![be.target()]);
+    cfg.max_request_header_bytes = 4096;
+    let proxy = Proxy::start(cfg);
+    let big = "v".repeat(8000);
+    let r = get(proxy.addr, "/", &[("x-big", big.as_str())]).await;
+    assert_eq!(r.status, 431);
+    assert_eq!(r.json()["reason"], "header_too_large");
+    assert_eq!(be.count(), 0);
+    assert_eq!(get(proxy.addr, "/", &[("x-small", "v")]).await.status, 200);
+}
+
+#[tokio::test]
+async fn unknown_host_route_is_404() {
+    let be = EchoBackend::start("a");
+    let yaml = format!(
+        "version: 1\nupstreams:\n  app:\n    targets: [\"{}\"]\nroutes:\n  - name: api\n    match: {{ host: api.example.com, path: \"/**\" }}\n    upstream: app\n    public: true\n",
+        be.target()
+    );
+    let proxy = Proxy::start(policy_config(&yaml));
+    let r = get(proxy.addr, "/", &[("host", "other.example.com")]).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["reason"], "no_route");
+    assert_eq!(
+        get(proxy.addr, "/", &[("host", "API.example.com:8080")])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(be.count(), 1);
+}
+
+async fn upgrade(addr: std::net::SocketAddr, path: &str) -> (String, tokio::net::TcpStream) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).await.unwrap() == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    (String::from_utf8_lossy(&head).into_owned(), s)
+}
+
+#[tokio::test]
+async fn websocket_upgrade_passes_on_allowed_route_only() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(simple_config(vec![be.target()]));
+
+    let (head, _) = upgrade(proxy.addr, "/private/ws").await;
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    assert_eq!(be.count(), 0);
+
+    let (head, mut s) = upgrade(proxy.addr, "/ws").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s.write_all(b"ping-frame").await.unwrap();
+    let mut buf = [0u8; 10];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping-frame");
+    assert_eq!(be.count(), 1);
+}

@@ -1,0 +1,194 @@
+//! Starts the real proxy in-process (a pingora `Server` on its own thread) on ephemeral ports.
+//!
+//! pingora binds listeners from address strings and cannot take a pre-bound socket (except by
+//! fd transfer during upgrades), so a free port is found by binding 127.0.0.1:0 and releasing it.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
+use poolgate_proxy::StartOptions;
+use poolgate_proxy::access_log::AccessLog;
+use poolgate_proxy::config::{ListenerSpec, ProxyConfig, TlsFiles};
+use poolgate_proxy::gate::Shared;
+use tokio::sync::oneshot;
+
+pub fn free_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+struct StopSignal(Mutex<Option<oneshot::Receiver<()>>>);
+
+#[async_trait]
+impl ShutdownSignalWatch for StopSignal {
+    async fn recv(&self) -> ShutdownSignal {
+        let rx = self.0.lock().unwrap().take();
+        if let Some(rx) = rx {
+            let _ = rx.await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+        ShutdownSignal::FastShutdown
+    }
+}
+
+/// A running proxy; stopped (fast shutdown) when dropped.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub shared: Arc<Shared>,
+    pub log: Arc<Mutex<Vec<String>>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Fills in listener and admin addresses of `cfg`, starts it, waits until both answer.
+    pub fn start(cfg: ProxyConfig) -> Self {
+        Self::start_with(cfg, StartOptions::default())
+    }
+
+    /// [`Proxy::start`] with a TLS listener on `cert` and `key` (PEM files).
+    pub fn start_tls(cfg: ProxyConfig, cert: &std::path::Path, key: &std::path::Path) -> Self {
+        let tls = TlsFiles {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+        };
+        Self::start_inner(cfg, StartOptions::default(), Some(tls))
+    }
+
+    /// [`Proxy::start`] with options (the access log is always captured in memory).
+    pub fn start_with(cfg: ProxyConfig, opts: StartOptions) -> Self {
+        Self::start_inner(cfg, opts, None)
+    }
+
+    fn start_inner(mut cfg: ProxyConfig, mut opts: StartOptions, tls: Option<TlsFiles>) -> Self {
+        let addr = free_port();
+        let admin = free_port();
+        cfg.listeners = vec![ListenerSpec { address: addr, tls }];
+        cfg.admin = Some(admin);
+        cfg.server.threads = 1;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let prepared = {
+            opts.access_log = AccessLog::Memory(log.clone());
+            poolgate_proxy::prepare(&cfg, opts)
+        }
+        .unwrap();
+        let shared = prepared.shared.clone();
+        let (tx, rx) = oneshot::channel();
+        let server = prepared.server;
+        let thread = std::thread::spawn(move || {
+            server.run(RunArgs {
+                shutdown_signal: Box::new(StopSignal(Mutex::new(Some(rx)))),
+            });
+        });
+        wait_listening(addr);
+        wait_listening(admin);
+        Self {
+            addr,
+            admin,
+            shared,
+            log,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// The access-log lines written so far, parsed.
+    pub fn log_lines(&self) -> Vec<serde_json::Value> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Waits until `n` access-log lines exist: the logging hook runs after the response is
+    /// sent, so a client can see its answer before the line (and the metrics) are written.
+    pub fn wait_for_log(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.log.lock().unwrap().len() < n {
+            assert!(Instant::now() < deadline, "expected {n} access-log lines");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The admin `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        super::client::get(self.admin, "/metrics", &[]).await.text()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn wait_listening(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listening on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The proxy configuration of a policy given as YAML text.
+pub fn policy_config(yaml: &str) -> ProxyConfig {
+    let policy =
+        poolgate_policies::load_str("test.yaml", yaml, &|_| None).unwrap_or_else(|d| panic!("{d}"));
+    poolgate_proxy::convert::proxy_config(Arc::new(policy))
+}
+
+/// A policy with a public route `public` (`/**`) and a protected route `private`
+/// (`/private/**`, issuer `test`), both to upstream `app` over `targets`.
+pub fn simple_yaml(targets: &[String]) -> String {
+    let targets = targets
+        .iter()
+        .map(|t| format!("\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"version: 1
+issuers:
+  test:
+    issuer: "http://127.0.0.1:1/pool"
+    jwks_url: "http://127.0.0.1:1/pool/.well-known/jwks.json"
+upstreams:
+  app:
+    targets: [{targets}]
+routes:
+  - name: public
+    match: {{ path: "/**" }}
+    upstream: app
+    public: true
+  - name: private
+    match: {{ path: "/private/**" }}
+    upstream: app
+    auth: {{ issuer: test }}
+"#
+    )
+}
+
+/// [`simple_yaml`] as a proxy configuration.
+pub fn simple_config(targets: Vec<String>) -> ProxyConfig {
+    policy_config(&simple_yaml(&targets))
+}
+
+/// Parses one sample `name{labels} value` out of Prometheus text; labels must match exactly.
+pub fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(name_and_labels)
+            .and_then(|rest| rest.trim().parse().ok())
+    })
+}

@@ -1,0 +1,168 @@
+//! Upstream trouble through the real proxy: down, slow, unhealthy.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use poolgate_proxy::config::HealthCheckSpec;
+use support::backend::EchoBackend;
+use support::client::get;
+use support::harness::{Proxy, free_port, sample, simple_config};
+
+#[tokio::test]
+async fn upstream_down_is_a_fast_502() {
+    let dead = free_port(); // nothing listens here
+    let proxy = Proxy::start(simple_config(vec![dead.to_string()]));
+    let t = Instant::now();
+    let r = get(proxy.addr, "/x", &[]).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["reason"], "upstream_unreachable");
+    assert!(r.header("x-request-id").is_some());
+    // connection refused is immediate; a generous bound keeps this stable on a busy machine
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    let m = proxy.metrics().await;
+    assert!(
+        sample(
+            &m,
+            r#"poolgate_upstream_errors_total{kind="connect_refused",upstream="app"}"#
+        )
+        .unwrap()
+            >= 1.0,
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn slow_upstream_is_504_within_the_read_timeout() {
+    let be = EchoBackend::start("slow");
+    let mut cfg = simple_config(vec![be.target()]);
+    cfg.upstreams[0].timeouts.read = Duration::from_millis(300);
+    let proxy = Proxy::start(cfg);
+    let t = Instant::now();
+    let r = get(proxy.addr, "/slow?ms=3000", &[]).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["reason"], "upstream_timeout");
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(be.count(), 1, "the request did reach the backend");
+    // a fast request on the same route still works
+    assert_eq!(get(proxy.addr, "/slow?ms=10", &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn dead_target_is_retried_on_the_live_one() {
+    let be = EchoBackend::start("live");
+    let dead = free_port();
+    let proxy = Proxy::start(simple_config(vec![dead.to_string(), be.target()]));
+    for _ in 0..6 {
+        assert_eq!(get(proxy.addr, "/", &[]).await.status, 200);
+    }
+    assert_eq!(be.count(), 6);
+}
+
+#[tokio::test]
+async fn health_check_takes_an_unhealthy_target_out_and_back() {
+    let (a, b) = (EchoBackend::start("a"), EchoBackend::start("b"));
+    let mut cfg = simple_config(vec![a.target(), b.target()]);
+    cfg.upstreams[0].health_check = Some(HealthCheckSpec {
+        path: "/healthz".into(),
+        interval: Duration::from_millis(100),
+        ..HealthCheckSpec::default()
+    });
+    b.set_unhealthy(true);
+    let proxy = Proxy::start(cfg);
+    wait_for(|| b.health_probes() >= 2 && a.health_probes() >= 2);
+    for _ in 0..8 {
+        let r = get(proxy.addr, "/", &[]).await;
+        assert_eq!(r.header("x-backend"), Some("a"));
+    }
+    assert_eq!(b.count(), 0, "the unhealthy target got traffic");
+    let m = proxy.metrics().await;
+    assert_eq!(
+        sample(&m, r#"poolgate_upstream_healthy_targets{upstream="app"}"#),
+        Some(1.0),
+        "{m}"
+    );
+
+    b.set_unhealthy(false);
+    let probes = b.health_probes();
+    wait_for(|| b.health_probes() >= probes + 2);
+    for _ in 0..8 {
+        assert_eq!(get(proxy.addr, "/", &[]).await.status, 200);
+    }
+    assert!(
+        b.count() >= 3,
+        "recovered target got {} requests",
+        b.count()
+    );
+}
+
+#[tokio::test]
+async fn all_targets_unhealthy_is_503_with_retry_after() {
+    let a = EchoBackend::start("a");
+    let mut cfg = simple_config(vec![a.target()]);
+    cfg.upstreams[0].health_check = Some(HealthCheckSpec {
+        path: "/healthz".into(),
+        interval: Duration::from_millis(100),
+        ..HealthCheckSpec::default()
+    });
+    a.set_unhealthy(true);
+    let proxy = Proxy::start(cfg);
+    wait_for(|| a.health_probes() >= 2);
+    let r = get(proxy.addr, "/", &[]).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("5"));
+    assert_eq!(r.json()["reason"], "no_healthy_upstream");
+    assert_eq!(a.count(), 0);
+}
+
+fn wait_for(cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "condition not met in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // one more interval so the last probe's result is applied
+    std::thread::sleep(Duration::from_millis(150));
+}
+
+#[tokio::test]
+async fn consistent_hash_on_a_header_is_sticky_across_targets() {
+    let (a, b, c) = (
+        EchoBackend::start("a"),
+        EchoBackend::start("b"),
+        EchoBackend::start("c"),
+    );
+    let yaml = format!(
+        "version: 1\nupstreams:\n  app:\n    targets: [\"{}\", \"{}\", \"{}\"]\n    balance: consistent_hash\n    hash_key: \"header:x-tenant\"\nroutes:\n  - match: {{ path: \"/**\" }}\n    upstream: app\n    public: true\n",
+        a.target(),
+        b.target(),
+        c.target()
+    );
+    let proxy = Proxy::start(support::harness::policy_config(&yaml));
+    let mut owners = std::collections::HashMap::new();
+    for round in 0..3 {
+        for tenant in 0..12 {
+            let t = format!("tenant-{tenant}");
+            let r = get(proxy.addr, "/", &[("x-tenant", t.as_str())]).await;
+            let backend = r.header("x-backend").unwrap().to_owned();
+            let first = owners.entry(t.clone()).or_insert_with(|| backend.clone());
+            assert_eq!(*first, backend, "round {round}: {t} moved");
+        }
+    }
+    let used: std::collections::HashSet<_> = owners.values().collect();
+    assert!(used.len() >= 2, "12 tenants all on one target: {owners:?}");
+}
