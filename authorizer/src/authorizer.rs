@@ -22,6 +22,15 @@ pub struct Authorizer {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorizer")
+            .field("issuers", &self.issuer_names())
+            .field("cache", &self.inner.cache.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     issuers: Vec<Arc<IssuerState>>,
     by_iss: HashMap<String, usize>,

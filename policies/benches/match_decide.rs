@@ -11,7 +11,7 @@ use std::hint::black_box;
 /// 1,000 routes over 10 hosts and 100 services, 50 roles, 50 groups.
 fn policy() -> String {
     let mut y = String::from(
-        "version: 1\nissuers:\n  shop: { cognito: { region: eu-west-1, user_pool_id: eu-west-1_AbC } }\nupstreams:\n  app: { targets: [\"127.0.0.1:3000\"] }\nroles:\n",
+        "version: 1\nissuers:\n  shop: { cognito: { region: eu-west-1, user_pool_id: eu-west-1_AbC }, app_clients: [c1] }\nupstreams:\n  app: { targets: [\"127.0.0.1:3000\"] }\nroles:\n",
     );
     for r in 0..50 {
         let _ = writeln!(

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 const POLICY: &str = r#"
 version: 1
 issuers:
-  shop: { cognito: { region: eu-west-1, user_pool_id: eu-west-1_AbC123 } }
+  shop: { cognito: { region: eu-west-1, user_pool_id: eu-west-1_AbC123 }, app_clients: [c1] }
   partner: { issuer: "https://idp.partner.example", jwks_url: "https://idp.partner.example/jwks" }
 upstreams:
   app: { targets: ["127.0.0.1:3000"] }
