@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Offline checks of everything under deploy/, with the real tools (installed when missing):
 #   promtool        check + unit-test the alert rules; parse every dashboard query
+#   dashboard.py    the dashboard's structure: unique ids, grid, units, defined variables
 #   metric names    alerts and dashboard query only metrics/labels poolgate exports
 #                   (docs/architecture.md; plus a live /metrics scrape when given)
 #   systemd-analyze verify the unit in a throwaway root; `security` exposure under a threshold
@@ -9,7 +10,8 @@
 #   manifests.py    the pieces fit: selectors, ports, probes, security context, shutdown budget
 #   hadolint + dockerfile.py  the image's Dockerfile
 #   ShellCheck      the deploy and e2e scripts
-#   poolgate check  the ConfigMap's policy (only when POOLGATE_BIN is given)
+#   poolgate check  the ConfigMap's policy (POOLGATE_BIN; else the policies crate's `check` example
+#                   when built: POLICIES_CHECK_BIN or <target>/debug/examples/check)
 #
 #   deploy/check.sh
 #   POOLGATE_BIN=target/debug/poolgate POOLGATE_METRICS_FILE=metrics.txt deploy/check.sh
@@ -82,6 +84,7 @@ check "alerts and dashboard query only exported metrics${live:+ (and a live scra
   --alerts "$DEPLOY/prometheus/alerts.yaml" --dashboard "$DEPLOY/grafana/poolgate.json" \
   --emit-rules "$WORK/dashboard-rules.yaml" "${live[@]}"
 check "promtool parses every dashboard query" promtool check rules "$WORK/dashboard-rules.yaml"
+check "dashboard structure (ids, grid, units, variables)" "$PY" "$DEPLOY/checks/dashboard.py" "$DEPLOY/grafana/poolgate.json"
 
 # --- systemd ---------------------------------------------------------------------------------
 # verify needs the unit's binaries and systemd's own units: a throwaway root with the system's
@@ -118,6 +121,22 @@ render() {
   fi
 }
 if [ "${DEPLOY_CHECK_RENDERER:-auto}" != python ] && command -v kubectl >/dev/null 2>&1; then log "rendering with $(kubectl version --client 2>/dev/null | grep -i kustomize || echo 'kubectl kustomize')"; else log "rendering with deploy/checks/render.py (no kubectl, or DEPLOY_CHECK_RENDERER=python)"; fi
+# The policy in the ConfigMap goes through the real loader: `poolgate check`, or until the binary
+# exists the policies crate's example (`cargo build -p poolgate-policies --example check`).
+POLICY_CHECK=""
+POLICY_CHECK_NAME=""
+if [ -n "${POOLGATE_BIN:-}" ]; then
+  POLICY_CHECK="'$POOLGATE_BIN' check -c"
+  POLICY_CHECK_NAME="poolgate check"
+else
+  for c in "${POLICIES_CHECK_BIN:-}" "${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/check"; do
+    if [ -n "$c" ] && [ -x "$c" ]; then
+      POLICY_CHECK="'$c'"
+      POLICY_CHECK_NAME="the policies loader ($(basename "$c"))"
+      break
+    fi
+  done
+fi
 for k in base overlays/example; do
   out="$WORK/${k//\//-}.yaml"
   check "render deploy/kubernetes/$k" bash -c "$(declare -f render); PY='$PY' DEPLOY='$DEPLOY'; DEPLOY_CHECK_RENDERER='${DEPLOY_CHECK_RENDERER:-auto}' render '$DEPLOY/kubernetes/$k' > '$out'"
@@ -125,18 +144,58 @@ for k in base overlays/example; do
     check "kubernetes-validate --strict $k (Kubernetes $v)" "$VENV/bin/kubernetes-validate" --strict --quiet -k "$v" "$out"
   done
   check "manifests fit together: $k" "$PY" "$DEPLOY/checks/manifests.py" "$out" --policy-out "$WORK/policy-${k//\//-}"
-  if [ -n "${POOLGATE_BIN:-}" ]; then
-    check "poolgate check on the ConfigMap policy ($k)" bash -c \
-      "set -a; . '$WORK/policy-${k//\//-}/env'; set +a; '$POOLGATE_BIN' check -c '$WORK/policy-${k//\//-}/poolgate.yaml'"
+  if [ -n "$POLICY_CHECK" ]; then
+    check "${POLICY_CHECK_NAME} on the ConfigMap policy ($k)" bash -c \
+      "set -a; . '$WORK/policy-${k//\//-}/env'; set +a; $POLICY_CHECK '$WORK/policy-${k//\//-}/poolgate.yaml'"
   fi
 done
-[ -n "${POOLGATE_BIN:-}" ] || log "POOLGATE_BIN not set: \`poolgate check\` on the ConfigMap policy skipped"
+[ -n "$POLICY_CHECK" ] || log "neither POOLGATE_BIN nor POLICIES_CHECK_BIN: the ConfigMap policy was not loaded"
 
 # --- container image -------------------------------------------------------------------------
 # DL3008 (pin apt package versions) is ignored on purpose: Debian security updates replace the
 # pinned versions, which would break rebuilds; the base image tag pins the release.
 check "hadolint deploy/Dockerfile" "$VENV/bin/hadolint" --ignore DL3008 --no-color "$DEPLOY/Dockerfile"
 check "Dockerfile agrees with the other deploy files" "$PY" "$DEPLOY/checks/dockerfile.py" "$DEPLOY/Dockerfile" "$DEPLOY/systemd/poolgate.service"
+
+# The image's HEALTHCHECK command itself, against a running poolgate (and a stopped one).
+healthcheck_cmd() {
+  local admin="$1"
+  python3 - "$DEPLOY/Dockerfile" "$admin" <<'PY'
+import json, re, sys
+text = open(sys.argv[1]).read().replace("\\\n", " ")
+m = re.search(r"^HEALTHCHECK .*?CMD (\[.*\])\s*$", text, re.M)
+cmd = json.loads(m.group(1))
+print(cmd[2].replace("/9090", "/" + sys.argv[2]))
+PY
+}
+image_healthcheck() {
+  local listen admin pid cmd rc=0
+  listen="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  admin="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  E2E_LISTEN_PORT="$listen" E2E_ADMIN_PORT="$admin" E2E_BACKEND_PORT=9 E2E_ISSUER=https://issuer.invalid/pool \
+    E2E_JWKS_URL=http://127.0.0.1:9/jwks.json E2E_CLIENT_ID=check \
+    python3 -c 'import os, string, sys; print(string.Template(open(sys.argv[1]).read()).substitute(os.environ))' \
+    "$ROOT/tests/e2e/policy.yaml.tmpl" >"$WORK/hc-policy.yaml"
+  cmd="$(healthcheck_cmd "$admin")" || return 1
+  "$POOLGATE_BIN" run -c "$WORK/hc-policy.yaml" >"$WORK/hc.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$admin/healthz" && break; sleep 0.1; done
+  if bash -c "$cmd"; then echo "HEALTHCHECK passes against a running poolgate"; else echo "HEALTHCHECK fails against a running poolgate"; rc=1; fi
+  curl -s --max-time 5 "http://127.0.0.1:$admin/metrics" >"$WORK/live-metrics.txt" || true
+  kill -INT "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+  if bash -c "$cmd" 2>/dev/null; then echo "HEALTHCHECK passes with poolgate stopped"; rc=1; else echo "HEALTHCHECK fails with poolgate stopped, as it should"; fi
+  return "$rc"
+}
+if [ -n "${POOLGATE_BIN:-}" ]; then
+  check "the image's HEALTHCHECK command against a running and a stopped poolgate" image_healthcheck
+  # Without a scrape from real traffic, this idle one still shows the unlabelled metrics' names.
+  if [ -z "${POOLGATE_METRICS_FILE:-}" ] && [ -s "$WORK/live-metrics.txt" ]; then
+    check "alerts and dashboard against an idle poolgate's /metrics" \
+      "$PY" "$DEPLOY/checks/metric_names.py" --docs "$ROOT/docs/architecture.md" \
+      --alerts "$DEPLOY/prometheus/alerts.yaml" --dashboard "$DEPLOY/grafana/poolgate.json" \
+      --live "$WORK/live-metrics.txt"
+  fi
+fi
 
 # --- scripts ---------------------------------------------------------------------------------
 check "shellcheck deploy/check.sh tests/e2e" shellcheck -x "$DEPLOY/check.sh" "$ROOT"/tests/e2e/*.sh "$ROOT"/tests/e2e/selftest/*.sh "$ROOT/tests/e2e/selftest/fake-poolgate"

@@ -22,6 +22,15 @@ pub struct Authorizer {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorizer")
+            .field("issuers", &self.issuer_names())
+            .field("cache", &self.inner.cache.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     issuers: Vec<Arc<IssuerState>>,
     by_iss: HashMap<String, usize>,
@@ -114,8 +123,13 @@ impl Authorizer {
     }
 
     /// Spawns, on the current tokio runtime, each issuer's task: prefetch now, then background
-    /// refresh. Calling it again does nothing. Panics outside a tokio runtime (as `tokio::spawn`).
+    /// refresh. Calling it again does nothing. Outside a tokio runtime nothing is spawned, an
+    /// error is logged, and verification answers `KeysUnavailable` (fail closed).
     pub fn start(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            log::error!("start() called outside a tokio runtime: no keys will load");
+            return;
+        };
         let mut tasks = self
             .inner
             .tasks
@@ -125,8 +139,13 @@ impl Authorizer {
             return;
         }
         for issuer in &self.inner.issuers {
-            tasks.push(tokio::spawn(issuer.clone().run()));
+            tasks.push(runtime.spawn(issuer.clone().run()));
         }
+    }
+
+    /// The configured issuer names, in configuration order.
+    pub fn issuer_names(&self) -> Vec<&str> {
+        self.inner.issuers.iter().map(|i| i.name()).collect()
     }
 
     /// Stops the background tasks (also done when the last clone is dropped).
@@ -196,17 +215,23 @@ impl Authorizer {
     /// Verifies `token` for a route: the cache, then the current keys; on an unknown `kid` or
     /// missing keys, one shared, rate-limited JWKS fetch and a second attempt.
     pub async fn verify(&self, token: &str, req: &Requirement) -> Result<Arc<Identity>, AuthError> {
-        let first = self.verify_at(token, req, unix_now());
-        match first {
-            Err(AuthError::UnknownKid | AuthError::KeysUnavailable) => {}
-            other => return other,
-        }
-        let Some(issuer) = self.issuer_of(token) else {
-            return first;
+        let first = self.verify_inner(token, req, unix_now());
+        let result = match first {
+            Err(AuthError::UnknownKid | AuthError::KeysUnavailable) => {
+                match self.issuer_of(token) {
+                    Some(issuer) => {
+                        issuer.refetch(issuer.generation()).await;
+                        self.verify_inner(token, req, unix_now())
+                    }
+                    None => first,
+                }
+            }
+            other => other,
         };
-        let seen = issuer.generation();
-        issuer.refetch(seen).await;
-        self.verify_at(token, req, unix_now())
+        self.inner
+            .metrics
+            .count(result.as_ref().map(|_| ()).map_err(|e| *e));
+        result
     }
 
     /// The synchronous path: cache, then the current keys, never the network. An unknown `kid`
@@ -242,12 +267,11 @@ impl Authorizer {
         if token.len() > inner.max_token_bytes {
             return Err(AuthError::Malformed);
         }
-        let key = inner.cache.as_ref().map(|c| (c, TokenCache::key(token)));
-        if let Some((cache, key)) = &key {
-            if let Some(entry) = cache.get(key) {
+        if let Some(cache) = &inner.cache {
+            if let Some(entry) = cache.get(token) {
                 inner.metrics.cache_hits.inc();
                 if now >= entry.expires_at {
-                    cache.invalidate(key);
+                    cache.invalidate(token);
                     return Err(AuthError::Expired);
                 }
                 req.check(&entry.identity)?;
@@ -274,9 +298,9 @@ impl Authorizer {
             .ok_or(AuthError::KeysUnavailable)?;
         let loaded = guard.as_ref().ok_or(AuthError::KeysUnavailable)?;
         let identity = Arc::new(verify::check(decoded, &issuer.rules, &loaded.keys, now)?);
-        if let Some((cache, key)) = key {
+        if let Some(cache) = &inner.cache {
             let expires_at = identity.exp.saturating_add(issuer.rules.leeway);
-            cache.insert(key, identity.clone(), expires_at, now);
+            cache.insert(Arc::from(token), identity.clone(), expires_at, now);
         }
         req.check(&identity)?;
         Ok(identity)

@@ -1,15 +1,17 @@
-//! The verified-token cache: SHA-256 of the token → the verified identity, until its `exp`.
+//! The verified-token cache: the token itself → the verified identity, until its `exp`.
+//!
+//! Keyed on the whole token (compared byte for byte on lookup), so one token can never be taken
+//! for another. The hash is foldhash with a per-process random seed: hashing a 1 KiB token costs
+//! a few tens of nanoseconds, where SHA-256 costs about half a microsecond.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::digest;
-
 use crate::config::CacheConfig;
 use crate::identity::Identity;
 
-/// A 256-bit digest of the token: one token can never be taken for another.
-pub(crate) type Key = [u8; 32];
+/// The token.
+pub(crate) type Key = Arc<str>;
 
 #[derive(Clone)]
 pub(crate) struct Entry {
@@ -30,7 +32,7 @@ impl moka::Expiry<Key, Entry> for PerEntryExpiry {
 
 #[derive(Clone)]
 pub(crate) struct TokenCache {
-    cache: moka::sync::Cache<Key, Entry>,
+    cache: moka::sync::Cache<Key, Entry, foldhash::quality::RandomState>,
     margin: Duration,
     max_ttl: Duration,
 }
@@ -44,22 +46,14 @@ impl TokenCache {
             cache: moka::sync::Cache::builder()
                 .max_capacity(config.capacity)
                 .expire_after(PerEntryExpiry)
-                .build(),
+                .build_with_hasher(foldhash::quality::RandomState::default()),
             margin: config.expire_margin,
             max_ttl: config.max_ttl,
         })
     }
 
     #[inline]
-    pub fn key(token: &str) -> Key {
-        let d = digest::digest(&digest::SHA256, token.as_bytes());
-        let mut k = [0u8; 32];
-        k.copy_from_slice(d.as_ref());
-        k
-    }
-
-    #[inline]
-    pub fn get(&self, key: &Key) -> Option<Entry> {
+    pub fn get(&self, key: &str) -> Option<Entry> {
         self.cache.get(key)
     }
 
@@ -81,7 +75,7 @@ impl TokenCache {
         );
     }
 
-    pub fn invalidate(&self, key: &Key) {
+    pub fn invalidate(&self, key: &str) {
         self.cache.invalidate(key);
     }
 

@@ -123,10 +123,14 @@ impl<'de> Visitor<'de> for StrictObject {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
         let mut map = Map::new();
         while let Some((key, value)) = access.next_entry::<String, Value>()? {
-            if map.contains_key(&key) {
-                return Err(serde::de::Error::custom("duplicate member"));
+            match map.entry(key) {
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                serde_json::map::Entry::Occupied(_) => {
+                    return Err(serde::de::Error::custom("duplicate member"));
+                }
             }
-            map.insert(key, value);
         }
         Ok(map)
     }

@@ -1,7 +1,8 @@
 //! A key set: a JWKS document parsed once into ready-to-use verification keys.
 //!
-//! Each JWK becomes an aws-lc-rs `ParsedPublicKey` per algorithm it may verify, so a request pays
-//! for the signature check only, never for key parsing.
+//! Each JWK is read into jsonwebtoken's typed [`Jwk`], then becomes an aws-lc-rs
+//! `ParsedPublicKey` per algorithm it may verify, so a request pays for the signature check only,
+//! never for key parsing.
 
 use std::collections::HashMap;
 
@@ -9,7 +10,10 @@ use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::{DecodePaddingMode, general_purpose};
-use serde_json::Value;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
+};
+use serde_json::value::RawValue;
 
 use crate::config::Algorithm;
 use crate::error::{AuthError, FetchError};
@@ -49,17 +53,25 @@ impl KeySet {
     /// Keys that are not for signatures, of an unknown type or algorithm, malformed, without a
     /// `kid`, or sharing a `kid` with another key are skipped (a shared `kid` is ambiguous, so
     /// neither key is used). A document with no usable key is an error.
+    ///
+    /// Each member of `keys` is read into a [`Jwk`] on its own: jsonwebtoken's `JwkSet` refuses
+    /// the whole document when one key has a member of an unexpected JSON type (`"alg": 7`),
+    /// where a JWKS reader must skip that key and keep the others.
     pub fn from_jwks(document: &[u8], allowed: &[Algorithm]) -> Result<KeySet, FetchError> {
         #[derive(serde::Deserialize)]
-        struct Jwks {
-            keys: Vec<Value>,
+        struct Jwks<'a> {
+            #[serde(borrow)]
+            keys: Vec<&'a RawValue>,
         }
-        let jwks: Jwks = serde_json::from_slice(document)
+        let jwks: Jwks<'_> = serde_json::from_slice(document)
             .map_err(|e| FetchError::BadDocument(format!("not a JWKS document: {e}")))?;
         let mut set = KeySet::default();
         let mut duplicated: Vec<String> = Vec::new();
-        for jwk in &jwks.keys {
-            match parse_jwk(jwk, allowed) {
+        for raw in jwks.keys {
+            let usable = serde_json::from_str::<Jwk>(raw.get())
+                .ok()
+                .and_then(|jwk| parse_jwk(jwk, allowed));
+            match usable {
                 Some((kid, key)) => {
                     if set.keys.contains_key(&kid) || duplicated.contains(&kid) {
                         set.keys.remove(&kid);
@@ -130,51 +142,74 @@ impl KeySet {
     }
 }
 
-fn str_member<'a>(jwk: &'a Value, name: &str) -> Option<&'a str> {
-    jwk.get(name).and_then(Value::as_str)
+fn decode_member(value: &str) -> Option<Vec<u8>> {
+    JWK_B64.decode(value).ok()
 }
 
-fn bytes_member(jwk: &Value, name: &str) -> Option<Vec<u8>> {
-    JWK_B64.decode(str_member(jwk, name)?).ok()
+/// Our algorithm for a JWK `alg`; `None` for everything else (HMAC, encryption, unknown names).
+fn algorithm_of(alg: KeyAlgorithm) -> Option<Algorithm> {
+    Some(match alg {
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        _ => return None,
+    })
 }
 
-fn parse_jwk(jwk: &Value, allowed: &[Algorithm]) -> Option<(String, Key)> {
-    let kid = str_member(jwk, "kid")?.to_owned();
-    let kty = str_member(jwk, "kty")?;
+/// Whether a key of this type (`kty`) and curve (`crv`) can verify `alg`.
+fn fits(alg: Algorithm, params: &AlgorithmParameters) -> bool {
+    match params {
+        AlgorithmParameters::RSA(_) => alg.key_type() == "RSA",
+        AlgorithmParameters::EllipticCurve(ec) => matches!(
+            (alg, &ec.curve),
+            (Algorithm::ES256, EllipticCurve::P256) | (Algorithm::ES384, EllipticCurve::P384)
+        ),
+        AlgorithmParameters::OctetKeyPair(okp) => {
+            alg == Algorithm::EdDSA && okp.curve == EllipticCurve::Ed25519
+        }
+        // Symmetric (`oct`) keys and key types jsonwebtoken does not know.
+        _ => false,
+    }
+}
+
+fn parse_jwk(jwk: Jwk, allowed: &[Algorithm]) -> Option<(String, Key)> {
+    let common = jwk.common;
+    let kid = common.key_id?;
     // `use` other than `sig`, or `key_ops` without `verify`, mean: not a signature key.
-    match jwk.get("use") {
-        None => {}
-        Some(Value::String(u)) if u == "sig" => {}
+    match common.public_key_use {
+        None | Some(PublicKeyUse::Signature) => {}
         Some(_) => return None,
     }
-    if let Some(ops) = jwk.get("key_ops") {
-        let verify = ops
-            .as_array()
-            .is_some_and(|ops| ops.iter().any(|o| o.as_str() == Some("verify")));
-        if !verify {
-            return None;
-        }
+    if let Some(ops) = &common.key_operations
+        && !ops.contains(&KeyOperations::Verify)
+    {
+        return None;
     }
-    // A JWK that names its algorithm may verify that one only; otherwise every allowed
-    // algorithm of its key type.
-    let candidates: Vec<Algorithm> = match jwk.get("alg") {
+    // A JWK that names its algorithm may verify that one only, and only if it is allowed and fits
+    // the key's type and curve; otherwise every allowed algorithm that fits the key.
+    let candidates: Vec<Algorithm> = match common.key_algorithm {
         None => allowed
             .iter()
             .copied()
-            .filter(|a| a.key_type() == kty)
+            .filter(|a| fits(*a, &jwk.algorithm))
             .collect(),
-        Some(Value::String(name)) => {
-            let alg = Algorithm::from_name(name)?;
-            if alg.key_type() != kty || !allowed.contains(&alg) {
+        Some(named) => {
+            let alg = algorithm_of(named)?;
+            if !fits(alg, &jwk.algorithm) || !allowed.contains(&alg) {
                 return None;
             }
             vec![alg]
         }
-        Some(_) => return None,
     };
     let mut verifiers = Vec::with_capacity(candidates.len());
     for alg in candidates {
-        verifiers.push((alg, parse_key(jwk, alg)?));
+        verifiers.push((alg, parse_key(&jwk.algorithm, alg)?));
     }
     if verifiers.is_empty() {
         return None;
@@ -182,24 +217,21 @@ fn parse_jwk(jwk: &Value, allowed: &[Algorithm]) -> Option<(String, Key)> {
     Some((kid, Key { verifiers }))
 }
 
-fn parse_key(jwk: &Value, alg: Algorithm) -> Option<ParsedPublicKey> {
-    match alg {
-        Algorithm::RS256
-        | Algorithm::RS384
-        | Algorithm::RS512
-        | Algorithm::PS256
-        | Algorithm::PS384
-        | Algorithm::PS512 => {
+/// Builds the verification key for `alg` (which `fits` the parameters) from the JWK material.
+fn parse_key(params: &AlgorithmParameters, alg: Algorithm) -> Option<ParsedPublicKey> {
+    match params {
+        AlgorithmParameters::RSA(rsa) => {
             let params: &'static signature::RsaParameters = match alg {
                 Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
                 Algorithm::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
                 Algorithm::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
                 Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
                 Algorithm::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
-                _ => &signature::RSA_PSS_2048_8192_SHA512,
+                Algorithm::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+                _ => return None,
             };
-            let n = bytes_member(jwk, "n")?;
-            let e = bytes_member(jwk, "e")?;
+            let n = decode_member(&rsa.n)?;
+            let e = decode_member(&rsa.e)?;
             // Below 2048 bits is refused outright rather than at each verification.
             let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
             if bits < 2048 {
@@ -209,18 +241,15 @@ fn parse_key(jwk: &Value, alg: Algorithm) -> Option<ParsedPublicKey> {
                 .to_parsed_public_key(params)
                 .ok()
         }
-        Algorithm::ES256 | Algorithm::ES384 => {
-            let (crv, len, verifier): (&str, usize, &'static dyn signature::VerificationAlgorithm) =
-                if alg == Algorithm::ES256 {
-                    ("P-256", 32, &signature::ECDSA_P256_SHA256_FIXED)
-                } else {
-                    ("P-384", 48, &signature::ECDSA_P384_SHA384_FIXED)
-                };
-            if str_member(jwk, "crv")? != crv {
-                return None;
-            }
-            let x = bytes_member(jwk, "x")?;
-            let y = bytes_member(jwk, "y")?;
+        AlgorithmParameters::EllipticCurve(ec) => {
+            let (len, verifier): (usize, &'static dyn signature::VerificationAlgorithm) = match alg
+            {
+                Algorithm::ES256 => (32, &signature::ECDSA_P256_SHA256_FIXED),
+                Algorithm::ES384 => (48, &signature::ECDSA_P384_SHA384_FIXED),
+                _ => return None,
+            };
+            let x = decode_member(&ec.x)?;
+            let y = decode_member(&ec.y)?;
             if x.len() != len || y.len() != len {
                 return None;
             }
@@ -230,16 +259,14 @@ fn parse_key(jwk: &Value, alg: Algorithm) -> Option<ParsedPublicKey> {
             point.extend_from_slice(&y);
             ParsedPublicKey::new(verifier, point).ok()
         }
-        Algorithm::EdDSA => {
-            if str_member(jwk, "crv")? != "Ed25519" {
-                return None;
-            }
-            let x = bytes_member(jwk, "x")?;
+        AlgorithmParameters::OctetKeyPair(okp) if alg == Algorithm::EdDSA => {
+            let x = decode_member(&okp.x)?;
             if x.len() != 32 {
                 return None;
             }
             ParsedPublicKey::new(&signature::ED25519, x).ok()
         }
+        _ => None,
     }
 }
 

@@ -20,7 +20,7 @@ pub(crate) struct Metrics {
     pub refetch_requests: IntCounterVec,
     /// `poolgate_jwks_keys{issuer}`.
     pub keys: IntGaugeVec,
-    /// `poolgate_jwks_key_set_age_seconds{issuer}`, computed at scrape time.
+    /// `poolgate_jwks_age_seconds{issuer}`, computed at scrape time.
     pub age: GaugeVec,
     /// `poolgate_token_cache_hits_total`.
     pub cache_hits: IntCounter,
@@ -72,7 +72,7 @@ impl Metrics {
             )?,
             age: GaugeVec::new(
                 Opts::new(
-                    "poolgate_jwks_key_set_age_seconds",
+                    "poolgate_jwks_age_seconds",
                     "Seconds since the issuer's keys were last fetched successfully (+Inf: never)",
                 ),
                 &["issuer"],

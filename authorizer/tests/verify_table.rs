@@ -9,6 +9,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use poolgate_authorizer::testutil::{Claims, TestKey, jwks_of};
 use poolgate_authorizer::verify::verify;
 use poolgate_authorizer::{
@@ -74,8 +76,7 @@ fn with_header(header: Value, claims: Claims) -> String {
 }
 
 fn b64(s: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+    URL_SAFE_NO_PAD.encode(s)
 }
 
 fn run(token: &str, rules: &IssuerRules) -> Result<poolgate_authorizer::Identity, AuthError> {
@@ -558,5 +559,53 @@ fn key_set_parsing_skips_what_it_cannot_use() {
             &[Algorithm::RS256]
         )
         .is_err()
+    );
+}
+
+#[test]
+fn a_jwk_without_alg_serves_every_allowed_algorithm_of_its_type() {
+    let rsa = TestKey::generate("r", Algorithm::PS256).unwrap();
+    let mut jwk = rsa.jwk();
+    jwk.as_object_mut().unwrap().remove("alg");
+    let doc = json!({"keys": [jwk]}).to_string();
+    let mut c = IssuerConfig::cognito("shop", "eu-west-1", "eu-west-1_Test", &[CLIENT]);
+    c.algorithms = vec![Algorithm::RS256, Algorithm::PS256];
+    let rules = IssuerRules::from_config(&c);
+    let keys = KeySet::from_jwks(doc.as_bytes(), &c.algorithms).unwrap();
+    let token = rsa.sign_claims(&access().into_value());
+    assert!(verify(&token, &rules, &keys, NOW).is_ok());
+    // The same key set built for RS256 only cannot verify a PS256 token.
+    let rs_only = KeySet::from_jwks(doc.as_bytes(), &[Algorithm::RS256]).unwrap();
+    assert_eq!(
+        verify(&token, &rules, &rs_only, NOW),
+        Err(AuthError::UnsupportedAlg)
+    );
+
+    // An EC key on the wrong curve for its algorithm is skipped.
+    let ec = TestKey::generate("e", Algorithm::ES256).unwrap();
+    let mut bad = ec.jwk();
+    bad["crv"] = json!("P-384");
+    assert!(
+        KeySet::from_jwks(
+            json!({"keys": [bad]}).to_string().as_bytes(),
+            &[Algorithm::ES256]
+        )
+        .is_err()
+    );
+    // A truncated ES256 signature is a bad signature, not a crash.
+    let mut ec_cfg = c.clone();
+    ec_cfg.algorithms = vec![Algorithm::ES256];
+    let ec_rules = IssuerRules::from_config(&ec_cfg);
+    let ec_keys =
+        KeySet::from_jwks(jwks_of([&ec]).to_string().as_bytes(), &[Algorithm::ES256]).unwrap();
+    let good = ec.sign_claims(&access().into_value());
+    assert!(verify(&good, &ec_rules, &ec_keys, NOW).is_ok());
+    let (input, sig) = good.rsplit_once('.').unwrap();
+    let mut sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    sig.truncate(60);
+    let cut = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig));
+    assert_eq!(
+        verify(&cut, &ec_rules, &ec_keys, NOW),
+        Err(AuthError::BadSignature)
     );
 }

@@ -214,8 +214,8 @@ pub struct RoleFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatementFile {
-    pub methods: Vec<S>,
-    pub paths: Vec<S>,
+    pub methods: Spanned<Vec<S>>,
+    pub paths: Spanned<Vec<S>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,7 +247,7 @@ pub struct RuleFile {
     pub starts_with: Option<S>,
     #[serde(default)]
     pub contains: Option<S>,
-    pub roles: Vec<S>,
+    pub roles: Spanned<Vec<S>>,
 }
 
 #[derive(Debug, Deserialize)]

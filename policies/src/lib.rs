@@ -23,6 +23,7 @@ pub mod diag;
 mod duration;
 mod env;
 pub mod file;
+mod keys;
 mod load;
 pub mod matcher;
 pub mod method;

@@ -69,7 +69,22 @@ fn yaml_error(file: &str, err: &serde_saphyr::Error) -> Diagnostic {
         return Diagnostic::new(span, key, format!("duplicate key `{key}`"))
             .label("this key appears earlier in the same mapping");
     }
-    Diagnostic::new(span, "", msg)
+    let (message, help) = match msg.as_str() {
+        "expected sequence start" => (
+            "expected a list".to_owned(),
+            Some("write `[a, b]`, or one `- item` per line"),
+        ),
+        "expected mapping start" => (
+            "expected a mapping".to_owned(),
+            Some("write `{ key: value }`, or one `key: value` per line"),
+        ),
+        "unexpected end of input" => (
+            "the policy is empty".to_owned(),
+            Some("a policy starts with `version: 1`"),
+        ),
+        _ => (msg, None),
+    };
+    Diagnostic::new(span, "", message).maybe_help(help.map(str::to_owned))
 }
 
 fn read(path: &Path, diags: &mut Diagnostics, at: Option<(Span, &str)>) -> Option<String> {
@@ -95,12 +110,34 @@ fn read(path: &Path, diags: &mut Diagnostics, at: Option<(Span, &str)>) -> Optio
     }
 }
 
-fn parse<T: DeserializeOwned>(file: &str, text: &str, diags: &mut Diagnostics) -> Option<T> {
+fn parse<T: DeserializeOwned>(
+    file: &str,
+    text: &str,
+    diags: &mut Diagnostics,
+    include: bool,
+) -> Option<T> {
     diags.add_source(file, text);
     match serde_saphyr::from_str::<T>(text) {
         Ok(v) => Some(v),
         Err(e) => {
-            diags.push(yaml_error(file, &e));
+            // serde stops at the first problem: sweep the file for every unknown key, and keep
+            // serde's own error when it is about something else.
+            let mut first = yaml_error(file, &e);
+            // serde names no key path: find it from the position.
+            if let Some(at) = crate::keys::key_at(text, first.span.line, first.span.col) {
+                if first.key.is_empty() {
+                    first.key = at;
+                } else if first.message.starts_with("missing key") {
+                    first.key = format!("{at}.{}", first.key);
+                }
+            }
+            let unknown = crate::keys::unknown_keys(file, text, include);
+            if !unknown.iter().any(|d| d.span == first.span) {
+                diags.push(first);
+            }
+            for d in unknown {
+                diags.push(d);
+            }
             None
         }
     }
@@ -114,8 +151,9 @@ pub(crate) fn load_text(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Diagnostics> {
     let mut diags = Diagnostics::new();
-    let main: Option<crate::file::FileConfig> = parse(file, text, &mut diags);
+    let main: Option<crate::file::FileConfig> = parse(file, text, &mut diags, false);
     let Some(main) = main else {
+        diags.sort();
         return Err(diags);
     };
     let mut parts = Vec::new();
@@ -159,7 +197,7 @@ pub(crate) fn load_text(
             continue;
         };
         let inc_file = path.display().to_string();
-        if let Some(parsed) = parse(&inc_file, &inc_text, &mut diags) {
+        if let Some(parsed) = parse(&inc_file, &inc_text, &mut diags, true) {
             parts.push((inc_file, parsed));
         }
     }

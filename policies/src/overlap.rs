@@ -15,7 +15,8 @@ use crate::model::Route;
 use crate::pattern::{HostPattern, Seg};
 use std::collections::HashMap;
 
-pub(crate) fn check(ctx: &mut Ctx<'_>, routes: &[Route], spans: &[Span]) {
+/// `at` holds each route's path location and key.
+pub(crate) fn check(ctx: &mut Ctx<'_>, routes: &[Route], at: &[(Span, String)]) {
     let mut groups: HashMap<(&HostPattern, Vec<Seg>), Vec<usize>> = HashMap::new();
     for (i, r) in routes.iter().enumerate() {
         groups.entry((&r.host, r.path.shape())).or_default().push(i);
@@ -45,15 +46,15 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, routes: &[Route], spans: &[Span]) {
     found.sort_unstable();
     for (a, b, unreachable) in found {
         let (Some(ra), Some(rb), Some(sa), Some(sb)) =
-            (routes.get(a), routes.get(b), spans.get(a), spans.get(b))
+            (routes.get(a), routes.get(b), at.get(a), at.get(b))
         else {
             continue;
         };
         let what = format!("`{}{}`", host_prefix(&ra.host), ra.path.raw);
         let d = if unreachable {
             Diagnostic::new(
-                sb.clone(),
-                rb.name.clone(),
+                sb.0.clone(),
+                sb.1.clone(),
                 format!(
                     "route `{}` can never match: route `{}` matches the same requests",
                     rb.name, ra.name
@@ -72,8 +73,8 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, routes: &[Route], spans: &[Span]) {
                 .filter(|m| rb.methods.contains(m))
                 .collect();
             Diagnostic::new(
-                sb.clone(),
-                rb.name.clone(),
+                sb.0.clone(),
+                sb.1.clone(),
                 format!(
                     "routes `{}` and `{}` cannot be told apart for `{}` {what}",
                     ra.name,
@@ -84,7 +85,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, routes: &[Route], spans: &[Span]) {
             .label("overlapping methods")
             .help("give each method to one route only")
         };
-        ctx.push(d.related(sa.clone(), format!("route `{}` is defined here", ra.name)));
+        ctx.push(d.related(sa.0.clone(), format!("route `{}` is defined here", ra.name)));
     }
 }
 

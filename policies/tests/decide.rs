@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 const POLICY: &str = r#"
 version: 1
 issuers:
-  shop: { cognito: { region: eu-west-1, user_pool_id: eu-west-1_AbC123 } }
+  shop: { cognito: { region: eu-west-1, user_pool_id: eu-west-1_AbC123 }, app_clients: [c1] }
   partner: { issuer: "https://idp.partner.example", jwks_url: "https://idp.partner.example/jwks" }
 upstreams:
   app: { targets: ["127.0.0.1:3000"] }
@@ -284,4 +284,26 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn all_match_rules_add_up() {
+    let text = POLICY.replace(
+        "  authenticated: [owner]",
+        "  rule_match: all\n  authenticated: [owner]",
+    );
+    let c = load_str("inline.yaml", &text, &|_| None).unwrap_or_else(|d| panic!("{d}"));
+    let gold = id(&[], &[], json!({"custom:tier": "gold"}));
+    assert_eq!(
+        reason(&c, "GET", "/premium/x", Some(&gold)),
+        Reason::Allowed
+    );
+    assert_eq!(reason(&c, "GET", "/silver/x", Some(&gold)), Reason::Allowed);
+}
+
+#[test]
+fn config_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Config>();
+    shared::<poolgate_policies::Diagnostics>();
 }

@@ -101,6 +101,7 @@ fixture_tests!(
     syntax,
     unknown_key,
     unknown_nested_key,
+    unknown_keys_many,
     missing_key,
     duplicate_key,
     version,
@@ -114,6 +115,10 @@ fixture_tests!(
     routes,
     overlap,
     include_main,
+    patterns,
+    admin_clash,
+    empty,
+    not_a_list,
 );
 
 #[test]

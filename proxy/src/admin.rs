@@ -34,6 +34,15 @@ pub fn answer(shared: &Shared, method: &str, path: &str) -> (StatusCode, &'stati
     match path {
         "/metrics" => {
             let state = shared.state.load();
+            shared.metrics.upstream_healthy.reset();
+            for up in state.upstreams.iter() {
+                let n = i64::try_from(up.healthy_targets()).unwrap_or(i64::MAX);
+                shared
+                    .metrics
+                    .upstream_healthy
+                    .with_label_values(&[up.name.as_str()])
+                    .set(n);
+            }
             let extra = state.verifier.as_ref().and_then(|v| v.registry.as_ref());
             (
                 StatusCode::OK,

@@ -16,127 +16,28 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
-use poolgate_authorizer::{AuthError, Identity, Requirement};
-use poolgate_policies as pol;
+use poolgate_authorizer::Identity;
 
-use crate::access_log::{AccessLog, AccessRecord};
-use crate::config::{HashKey, IdentitySettings, ProxyConfig};
-use crate::convert;
-use crate::cors;
-use crate::headers::{self, IdentityView};
-use crate::metrics::Metrics;
+use crate::access_log::AccessRecord;
+use crate::admission::{Verdict, admit, backend_identity_headers};
+use crate::config::HashKey;
+use crate::headers;
 use crate::respond::{self, Denial};
-use crate::upstreams::{Upstream, UpstreamError, Upstreams};
-use crate::verifier::{TokenVerifier, VerifierSetup};
+use crate::upstreams::Upstream;
+
+pub use crate::admission::{auth_denial, path_error_code, reason_denial};
+pub use crate::state::{GateState, Shared, StateError};
 
 /// Error type name used when a pool has no healthy target left.
 const NO_HEALTHY_UPSTREAM: &str = "no_healthy_upstream";
-
-/// The part of the configuration a reload swaps, read once per request.
-pub struct GateState {
-    pub policy: Arc<pol::Config>,
-    pub upstreams: Upstreams,
-    /// What each route (by index) asks of a token, built once.
-    requirements: Vec<Requirement>,
-    pub verifier: Option<VerifierSetup>,
-    pub identity: IdentitySettings,
-    pub realm: String,
-    pub max_request_header_bytes: usize,
-    /// Listener and admin addresses the process was started with (fixed until restart).
-    pub listeners: Vec<SocketAddr>,
-    pub admin: Option<SocketAddr>,
-}
-
-impl std::fmt::Debug for GateState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GateState")
-            .field("routes", &self.policy.routes.len())
-            .field("upstreams", &self.upstreams)
-            .field("verifier", &self.verifier.is_some())
-            .finish()
-    }
-}
-
-impl GateState {
-    /// Builds every upstream pool and the per-route token requirements.
-    /// Pools whose settings did not change are taken over from `previous` (health state kept).
-    pub fn build(
-        cfg: &ProxyConfig,
-        verifier: Option<VerifierSetup>,
-        previous: Option<&GateState>,
-    ) -> Result<Self, UpstreamError> {
-        let policy = cfg.policy.clone();
-        let requirements = policy
-            .routes
-            .iter()
-            .map(|r| Requirement {
-                issuer: r.auth.issuer.as_deref().map(Arc::from),
-                token_use: convert::token_use(policy.token_use_for(r)),
-                clients: None,
-            })
-            .collect();
-        Ok(Self {
-            upstreams: Upstreams::build(&cfg.upstreams, previous.map(|p| &p.upstreams))?,
-            requirements,
-            verifier,
-            identity: cfg.identity.clone(),
-            realm: cfg.realm.clone(),
-            max_request_header_bytes: cfg.max_request_header_bytes,
-            listeners: cfg.listeners.iter().map(|l| l.address).collect(),
-            admin: cfg.admin,
-            policy,
-        })
-    }
-
-    /// The verifier, if the policy has issuers.
-    pub fn token_verifier(&self) -> Option<&Arc<dyn TokenVerifier>> {
-        self.verifier.as_ref().map(|v| &v.verifier)
-    }
-
-    fn route(&self, index: usize) -> Option<&pol::Route> {
-        self.policy.routes.get(index)
-    }
-}
-
-/// State shared by every request, the admin listener and the background tasks.
-pub struct Shared {
-    pub state: ArcSwap<GateState>,
-    pub metrics: Metrics,
-    pub access_log: AccessLog,
-    /// Set once the configuration is loaded and serving can start.
-    pub config_ready: AtomicBool,
-}
-
-impl Shared {
-    pub fn new(state: GateState, metrics: Metrics, access_log: AccessLog) -> Self {
-        Self {
-            state: ArcSwap::from_pointee(state),
-            metrics,
-            access_log,
-            config_ready: AtomicBool::new(false),
-        }
-    }
-
-    /// What `/readyz` reports: configuration loaded and every issuer has keys.
-    pub fn is_ready(&self) -> bool {
-        self.config_ready.load(Ordering::Acquire)
-            && self
-                .state
-                .load()
-                .token_verifier()
-                .is_none_or(|v| v.is_ready())
-    }
-}
 
 /// Per-request state, created empty by `new_ctx` and filled as the hooks run.
 pub struct RequestCtx {
@@ -206,209 +107,6 @@ impl Gate {
     }
 }
 
-/// What `request_filter` settles before anything is forwarded.
-enum Verdict {
-    Forward(Admitted),
-    /// A CORS preflight answered by the proxy itself.
-    Preflight {
-        route: String,
-        answer: respond::Answer,
-    },
-}
-
-struct Admitted {
-    route_index: usize,
-    route_name: String,
-    upstream: Arc<Upstream>,
-    reason: &'static str,
-    identity: Option<Arc<Identity>>,
-    roles: Vec<String>,
-    rewritten_target: Option<String>,
-    cors_response: Vec<(&'static str, String)>,
-}
-
-/// Normalise, match, verify, map roles, decide.
-/// `matched` receives the route's index as soon as one matches, so denials are counted by route.
-async fn admit(
-    state: &GateState,
-    req: &RequestHeader,
-    request_id: &str,
-    matched: &mut Option<usize>,
-) -> Result<Verdict, Denial> {
-    if headers::request_head_size(req) > state.max_request_header_bytes {
-        return Err(Denial::HeaderTooLarge);
-    }
-    let raw_path = req.uri.path();
-    let path = pol::normalize_path(raw_path).map_err(|e| Denial::BadPath {
-        reason: path_error_code(&e).to_owned(),
-    })?;
-    let host = req
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.host())
-        .unwrap_or("");
-    let header_str = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    let preflight_method = (req.method == http::Method::OPTIONS)
-        .then(|| header_str("access-control-request-method"))
-        .flatten();
-    let method = preflight_method.unwrap_or(req.method.as_str());
-    let policy = &state.policy;
-    let m = policy
-        .match_route(host, method, &path)
-        .ok_or(Denial::NoRoute)?;
-    let route = m.route;
-    *matched = Some(m.index);
-    let origin = header_str("origin");
-    if let (Some(acrm), Some(c)) = (preflight_method, &route.cors) {
-        let answer = cors::preflight(
-            c,
-            origin,
-            acrm,
-            header_str("access-control-request-headers"),
-            request_id,
-        )
-        .ok_or_else(|| Denial::Forbidden {
-            reason: "cors_not_allowed".to_owned(),
-        })?;
-        return Ok(Verdict::Preflight {
-            route: route.name.clone(),
-            answer,
-        });
-    }
-    let upstream = state
-        .upstreams
-        .get(&route.upstream)
-        .cloned()
-        .ok_or(Denial::NoHealthyUpstream)?;
-    let rewritten_target = (path != raw_path).then(|| match req.uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    });
-    let cors_response = route
-        .cors
-        .as_ref()
-        .map(|c| cors::response_headers(c, origin))
-        .unwrap_or_default();
-    let admitted =
-        |reason: &'static str, identity: Option<Arc<Identity>>, roles: Vec<String>| Admitted {
-            route_index: m.index,
-            route_name: route.name.clone(),
-            upstream: upstream.clone(),
-            reason,
-            identity,
-            roles,
-            rewritten_target: rewritten_target.clone(),
-            cors_response: cors_response.clone(),
-        };
-    if route.public {
-        return Ok(Verdict::Forward(admitted("public", None, Vec::new())));
-    }
-    let token = headers::bearer_token(
-        req.headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes()),
-    );
-    let Some(token) = token else {
-        // No token: only the guest roles can allow; otherwise authenticating is the way forward.
-        let d = policy.decide(&m, method, &path, None);
-        return if d.allowed {
-            let roles = d.roles.iter().map(|r| (*r).to_owned()).collect();
-            Ok(Verdict::Forward(admitted(d.reason.code(), None, roles)))
-        } else {
-            Err(Denial::MissingToken)
-        };
-    };
-    let Some(verifier) = state.token_verifier() else {
-        return Err(Denial::InvalidToken {
-            code: "no_verifier".to_owned(),
-            description: "no token issuer is configured".to_owned(),
-        });
-    };
-    let requirement = state
-        .requirements
-        .get(m.index)
-        .cloned()
-        .unwrap_or_else(Requirement::any);
-    let identity = verifier
-        .verify(token, &requirement)
-        .await
-        .map_err(auth_denial)?;
-    let principal = pol::Principal {
-        issuer: &identity.issuer,
-        token_use: Some(identity.token_use.as_str()),
-        groups: &identity.groups,
-        scopes: &identity.scopes,
-        claims: &identity.claims,
-    };
-    let d = policy.decide(&m, method, &path, Some(&principal));
-    if d.allowed {
-        let roles = d.roles.iter().map(|r| (*r).to_owned()).collect();
-        Ok(Verdict::Forward(admitted(
-            d.reason.code(),
-            Some(identity.clone()),
-            roles,
-        )))
-    } else {
-        Err(reason_denial(d.reason, route))
-    }
-}
-
-/// A verification failure as the client's answer.
-pub fn auth_denial(e: AuthError) -> Denial {
-    match e {
-        AuthError::Missing => Denial::MissingToken,
-        AuthError::KeysUnavailable => Denial::KeysUnavailable,
-        other => Denial::InvalidToken {
-            code: other.code().to_owned(),
-            description: other.to_string(),
-        },
-    }
-}
-
-/// A policy refusal as the client's answer.
-pub fn reason_denial(reason: pol::Reason, route: &pol::Route) -> Denial {
-    match reason {
-        pol::Reason::NoRoute => Denial::NoRoute,
-        pol::Reason::NoToken => Denial::MissingToken,
-        pol::Reason::WrongIssuer | pol::Reason::WrongTokenUse => Denial::InvalidToken {
-            code: reason.code().to_owned(),
-            description: reason.code().replace('_', " "),
-        },
-        pol::Reason::Scope => Denial::InsufficientScope {
-            scopes: route
-                .auth
-                .scopes_any_of
-                .iter()
-                .chain(&route.auth.scopes_all_of)
-                .cloned()
-                .collect(),
-        },
-        other => Denial::Forbidden {
-            reason: other.code().to_owned(),
-        },
-    }
-}
-
-/// Stable short code of a path refusal.
-pub fn path_error_code(e: &pol::PathError) -> &'static str {
-    use pol::PathError as P;
-    match e {
-        P::NotOriginForm => "path_not_origin_form",
-        P::Backslash => "path_backslash",
-        P::EncodedSlash => "path_encoded_slash",
-        P::Control => "path_control_char",
-        P::BadEscape => "path_bad_escape",
-        P::InvalidUtf8 => "path_invalid_utf8",
-        P::NonAscii => "path_non_ascii",
-        P::InvalidChar(_) => "path_invalid_char",
-        P::Semicolon => "path_semicolon",
-        P::EncodedDotSegment => "path_encoded_dot_segment",
-        P::AboveRoot => "path_above_root",
-        P::Fragment => "path_fragment",
-    }
-}
-
 /// Maps a proxying error to the answer for the client; `None` when the client is gone.
 fn classify_failure(e: &Error) -> Option<Denial> {
     match (e.esource(), e.etype()) {
@@ -474,34 +172,6 @@ fn hash_key<'a>(
             None => ip(),
         },
     }
-}
-
-/// The identity headers for an admitted request (empty without an identity).
-fn backend_identity_headers(
-    state: &GateState,
-    route: Option<&pol::Route>,
-    identity: Option<&Identity>,
-    roles: &[String],
-) -> Result<Vec<(HeaderName, HeaderValue)>, headers::HeaderError> {
-    let Some(id) = identity else {
-        return Ok(Vec::new());
-    };
-    let view = IdentityView {
-        issuer: &id.issuer,
-        sub: &id.sub,
-        username: id.username.as_deref(),
-        groups: &id.groups,
-        roles,
-        scopes: &id.scopes,
-        client_id: id.client_id.as_deref(),
-        token_use: id.token_use.as_str(),
-        claims: Some(&id.claims),
-    };
-    let mut out = headers::identity_headers(&view, &state.identity)?;
-    if let Some(route) = route {
-        out.extend(headers::route_claim_headers(&route.headers, &id.claims)?);
-    }
-    Ok(out)
 }
 
 fn client_inet(session: &Session) -> Option<SocketAddr> {

@@ -63,35 +63,74 @@ pub fn strip_identity_headers(req: &mut RequestHeader, prefix: &str) -> usize {
     doomed.len()
 }
 
+/// The identity header names of one configuration, built once (not per request).
+#[derive(Debug, Clone)]
+pub struct IdentityNames {
+    issuer: HeaderName,
+    sub: HeaderName,
+    username: HeaderName,
+    groups: HeaderName,
+    roles: HeaderName,
+    scopes: HeaderName,
+    client_id: HeaderName,
+    token_use: HeaderName,
+    /// `(claim, header)` mappings, sent after (and replacing) the built-in headers.
+    claims: Vec<(String, HeaderName)>,
+}
+
+impl IdentityNames {
+    /// Names under `settings.prefix`; a prefix or suffix that cannot make a header name is an error.
+    pub fn new(settings: &IdentitySettings) -> Result<Self, HeaderError> {
+        let p = settings.prefix.to_ascii_lowercase();
+        let name = |suffix: &str| {
+            let full = format!("{p}{}", suffix.to_ascii_lowercase());
+            HeaderName::from_bytes(full.as_bytes()).map_err(|_| HeaderError { header: full })
+        };
+        Ok(Self {
+            issuer: name("issuer")?,
+            sub: name("sub")?,
+            username: name("username")?,
+            groups: name("groups")?,
+            roles: name("roles")?,
+            scopes: name("scopes")?,
+            client_id: name("client-id")?,
+            token_use: name("token-use")?,
+            claims: settings
+                .claim_headers
+                .iter()
+                .map(|(claim, suffix)| Ok((claim.clone(), name(suffix)?)))
+                .collect::<Result<_, HeaderError>>()?,
+        })
+    }
+}
+
 /// The identity headers for `id`, in a stable order. Arrays are JSON arrays (kept intact, no
 /// `"[a b]"` flattening); a string claim is sent raw, any other claim as JSON.
 pub fn identity_headers(
     id: &IdentityView<'_>,
-    settings: &IdentitySettings,
+    names: &IdentityNames,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, HeaderError> {
-    let p = settings.prefix.to_ascii_lowercase();
-    let mut out = Vec::with_capacity(8 + settings.claim_headers.len());
-    push(&mut out, &p, "issuer", id.issuer)?;
-    push(&mut out, &p, "sub", id.sub)?;
+    let mut out = Vec::with_capacity(8 + names.claims.len());
+    push(&mut out, &names.issuer, id.issuer)?;
+    push(&mut out, &names.sub, id.sub)?;
     if let Some(username) = id.username {
-        push(&mut out, &p, "username", username)?;
+        push(&mut out, &names.username, username)?;
     }
-    push(&mut out, &p, "groups", &json_array(id.groups))?;
-    push(&mut out, &p, "roles", &json_array(id.roles))?;
-    push(&mut out, &p, "scopes", &json_array(id.scopes))?;
+    push(&mut out, &names.groups, &json_array(id.groups))?;
+    push(&mut out, &names.roles, &json_array(id.roles))?;
+    push(&mut out, &names.scopes, &json_array(id.scopes))?;
     if let Some(client_id) = id.client_id {
-        push(&mut out, &p, "client-id", client_id)?;
+        push(&mut out, &names.client_id, client_id)?;
     }
-    push(&mut out, &p, "token-use", id.token_use)?;
-    for (claim, suffix) in &settings.claim_headers {
+    push(&mut out, &names.token_use, id.token_use)?;
+    for (claim, name) in &names.claims {
         let Some(value) = id.claims.and_then(|c| c.get(claim)) else {
             continue; // an absent claim is an absent header
         };
-        let text = match value {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        push(&mut out, &p, suffix, &text)?;
+        match value {
+            Value::String(s) => push(&mut out, name, s)?,
+            other => push(&mut out, name, &other.to_string())?,
+        }
     }
     Ok(out)
 }
@@ -107,11 +146,16 @@ pub fn route_claim_headers(
         let Some(value) = claims.get(claim) else {
             continue;
         };
-        let text = match value {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        push(&mut out, "", &header.to_ascii_lowercase(), &text)?;
+        let name =
+            HeaderName::from_bytes(header.to_ascii_lowercase().as_bytes()).map_err(|_| {
+                HeaderError {
+                    header: header.clone(),
+                }
+            })?;
+        match value {
+            Value::String(s) => push(&mut out, &name, s)?,
+            other => push(&mut out, &name, &other.to_string())?,
+        }
     }
     Ok(out)
 }
@@ -122,17 +166,13 @@ fn json_array(items: &[String]) -> String {
 
 fn push(
     out: &mut Vec<(HeaderName, HeaderValue)>,
-    prefix: &str,
-    suffix: &str,
+    name: &HeaderName,
     value: &str,
 ) -> Result<(), HeaderError> {
-    let full = format!("{prefix}{suffix}");
-    let refused = || HeaderError {
-        header: full.clone(),
-    };
-    let name = HeaderName::from_bytes(full.as_bytes()).map_err(|_| refused())?;
-    let value = header_value(value).ok_or_else(refused)?;
-    out.push((name, value));
+    let value = header_value(value).ok_or_else(|| HeaderError {
+        header: name.as_str().to_owned(),
+    })?;
+    out.push((name.clone(), value));
     Ok(())
 }
 

@@ -5,8 +5,11 @@
 //! - [`config`]: runtime settings (what the policy file converts into)
 //! - [`server`]: building the pingora `Server`, listeners, shutdown timings
 //! - [`gate`]: the `ProxyHttp` hooks and the per-request context (phase chart there)
+//! - [`admission`]: normalise, match, verify, roles, decide; refusals as denials
+//! - [`state`]: the swappable per-configuration state and what requests share
 //! - [`convert`]: policy file model → runtime settings and authorizer issuers
 //! - [`verifier`]: the token-verification seam (the authorizer implements it)
+//! - `demo` (feature `demo`): `poolgate demo` and `poolgate token`
 //! - [`explain`]: `poolgate explain`
 //! - [`cors`]: preflights answered at the edge, CORS response headers
 //! - [`upstreams`]: load-balanced pools, prebuilt peers, health checks
@@ -18,9 +21,12 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod admission;
 pub mod config;
 pub mod convert;
 pub mod cors;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod explain;
 pub mod gate;
 pub mod headers;
@@ -28,6 +34,7 @@ pub mod metrics;
 pub mod reload;
 pub mod respond;
 pub mod server;
+pub mod state;
 pub mod upstreams;
 pub mod verifier;
 
@@ -43,7 +50,7 @@ use metrics::Metrics;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Upstream(#[from] upstreams::UpstreamError),
+    State(#[from] gate::StateError),
     #[error(transparent)]
     Server(#[from] server::ServerError),
     #[error(transparent)]

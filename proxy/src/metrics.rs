@@ -18,8 +18,10 @@ pub struct Metrics {
     pub upstream_errors: IntCounterVec,
     /// `poolgate_reloads_total{result}`
     pub reloads: IntCounterVec,
-    /// `poolgate_config_loaded_timestamp_seconds`
+    /// `poolgate_config_last_reload_success_timestamp_seconds`
     pub config_loaded: IntGauge,
+    /// `poolgate_upstream_healthy_targets{upstream}`, refreshed at each scrape
+    pub upstream_healthy: IntGaugeVec,
     /// `poolgate_build_info{version}` = 1
     pub build_info: IntGaugeVec,
 }
@@ -62,8 +64,15 @@ impl Metrics {
             &["result"],
         )?;
         let config_loaded = IntGauge::new(
-            "poolgate_config_loaded_timestamp_seconds",
-            "Unix time the running configuration was loaded",
+            "poolgate_config_last_reload_success_timestamp_seconds",
+            "Unix time the running configuration was loaded (at start or by a reload)",
+        )?;
+        let upstream_healthy = IntGaugeVec::new(
+            Opts::new(
+                "poolgate_upstream_healthy_targets",
+                "Targets currently passing health checks, by upstream",
+            ),
+            &["upstream"],
         )?;
         let build_info = IntGaugeVec::new(
             Opts::new("poolgate_build_info", "Build information; always 1"),
@@ -74,6 +83,7 @@ impl Metrics {
         registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(config_loaded.clone()))?;
+        registry.register(Box::new(upstream_healthy.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -85,6 +95,7 @@ impl Metrics {
             upstream_errors,
             reloads,
             config_loaded,
+            upstream_healthy,
             build_info,
         })
     }

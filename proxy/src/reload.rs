@@ -25,7 +25,7 @@ pub enum ReloadError {
     #[error(transparent)]
     Verifier(#[from] verifier::VerifierError),
     #[error(transparent)]
-    Upstream(#[from] crate::upstreams::UpstreamError),
+    State(#[from] crate::gate::StateError),
 }
 
 /// Loads `path` and swaps it in. Must run on a tokio runtime (a new authorizer is started).

@@ -123,6 +123,17 @@ impl Upstream {
         self.peers.len()
     }
 
+    /// Targets currently considered healthy (all of them before the first check).
+    pub fn healthy_targets(&self) -> usize {
+        fn healthy(b: &pingora::lb::Backends) -> usize {
+            b.get_backend().iter().filter(|t| b.ready(t)).count()
+        }
+        match &self.pool {
+            Pool::RoundRobin(lb) => healthy(lb.backends()),
+            Pool::Consistent(lb) => healthy(lb.backends()),
+        }
+    }
+
     /// Runs one health-check pass if it is due; returns whether it ran.
     pub async fn check_health_if_due(&self, now: Instant) -> bool {
         let Some(interval) = self.health_interval else {

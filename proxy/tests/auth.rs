@@ -516,3 +516,57 @@ async fn metrics_include_authorizer_and_decisions() {
             .any(|l| l.contains(auth.trim_start_matches("Bearer ")))
     );
 }
+
+#[tokio::test]
+async fn websocket_upgrade_only_after_authorization() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let e = env().await;
+    let (head, _) = support::client::upgrade(e.proxy.addr, "/orders/live", &[]).await;
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    let writer = bearer(&e.issuer.mint_access("w", &["api"], &[]));
+    let (head, _) =
+        support::client::upgrade(e.proxy.addr, "/orders/live", &[("authorization", &writer)]).await;
+    assert!(
+        head.starts_with("HTTP/1.1 403"),
+        "no role for /orders: {head}"
+    );
+    assert_eq!(e.be.count(), 0);
+
+    let reader = bearer(&e.issuer.mint_access("r", &["readers"], &[]));
+    let (head, mut s) =
+        support::client::upgrade(e.proxy.addr, "/orders/live", &[("authorization", &reader)]).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s.write_all(b"hello over ws").await.unwrap();
+    let mut buf = [0u8; 13];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"hello over ws");
+    let seen = &e.be.requests()[0];
+    assert_eq!(seen.header("x-auth-username"), Some("r"));
+}
+
+#[tokio::test]
+async fn unknown_kid_is_refused_and_rotated_keys_are_picked_up() {
+    use poolgate_authorizer::testutil::TestKey;
+    let e = env().await;
+    // signed by a key the issuer never published: one refetch, then 401
+    let stranger = TestKey::rsa("stranger").unwrap();
+    let forged = stranger.sign_claims(&serde_json::Value::Object(
+        e.issuer.access_claims("x", &["readers"], &[]).0,
+    ));
+    let r = get(
+        e.proxy.addr,
+        "/orders/1",
+        &[("authorization", &bearer(&forged))],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["reason"], "unknown_kid");
+
+    // the issuer rotates: tokens with the new kid verify after the (rate-limited) refetch
+    e.issuer.rotate().unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past min_refetch_interval (1s)
+    let fresh = bearer(&e.issuer.mint_access("y", &["readers"], &[]));
+    let r = get(e.proxy.addr, "/orders/1", &[("authorization", &fresh)]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(e.be.count(), 1);
+}

@@ -10,7 +10,7 @@ mod support;
 
 use bytes::Bytes;
 use support::backend::{EchoBackend, sha256_hex};
-use support::client::{get, send};
+use support::client::{get, send, upgrade};
 use support::harness::{Proxy, policy_config, simple_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -218,38 +218,33 @@ async fn unknown_host_route_is_404() {
     assert_eq!(be.count(), 1);
 }
 
-async fn upgrade(addr: std::net::SocketAddr, path: &str) -> (String, tokio::net::TcpStream) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut byte).await.unwrap() == 0 {
-            break;
-        }
-        head.push(byte[0]);
-    }
-    (String::from_utf8_lossy(&head).into_owned(), s)
-}
-
 #[tokio::test]
 async fn websocket_upgrade_passes_on_allowed_route_only() {
     let be = EchoBackend::start("a");
     let proxy = Proxy::start(simple_config(vec![be.target()]));
 
-    let (head, _) = upgrade(proxy.addr, "/private/ws").await;
+    let (head, _) = upgrade(proxy.addr, "/private/ws", &[]).await;
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
     assert_eq!(be.count(), 0);
 
-    let (head, mut s) = upgrade(proxy.addr, "/ws").await;
+    let (head, mut s) = upgrade(proxy.addr, "/ws", &[]).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     s.write_all(b"ping-frame").await.unwrap();
     let mut buf = [0u8; 10];
     s.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"ping-frame");
     assert_eq!(be.count(), 1);
+}
+
+#[tokio::test]
+async fn ten_mib_response_arrives_intact() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(simple_config(vec![be.target()]));
+    let r = get(proxy.addr, "/big?mb=10", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 10 * 1024 * 1024);
+    assert_eq!(
+        Some(sha256_hex(&r.body).as_str()),
+        r.header("x-response-sha256")
+    );
 }

@@ -90,6 +90,12 @@ async fn health_check_takes_an_unhealthy_target_out_and_back() {
         assert_eq!(r.header("x-backend"), Some("a"));
     }
     assert_eq!(b.count(), 0, "the unhealthy target got traffic");
+    let m = proxy.metrics().await;
+    assert_eq!(
+        sample(&m, r#"poolgate_upstream_healthy_targets{upstream="app"}"#),
+        Some(1.0),
+        "{m}"
+    );
 
     b.set_unhealthy(false);
     let probes = b.health_probes();
@@ -131,4 +137,32 @@ fn wait_for(cond: impl Fn() -> bool) {
     }
     // one more interval so the last probe's result is applied
     std::thread::sleep(Duration::from_millis(150));
+}
+
+#[tokio::test]
+async fn consistent_hash_on_a_header_is_sticky_across_targets() {
+    let (a, b, c) = (
+        EchoBackend::start("a"),
+        EchoBackend::start("b"),
+        EchoBackend::start("c"),
+    );
+    let yaml = format!(
+        "version: 1\nupstreams:\n  app:\n    targets: [\"{}\", \"{}\", \"{}\"]\n    balance: consistent_hash\n    hash_key: \"header:x-tenant\"\nroutes:\n  - match: {{ path: \"/**\" }}\n    upstream: app\n    public: true\n",
+        a.target(),
+        b.target(),
+        c.target()
+    );
+    let proxy = Proxy::start(support::harness::policy_config(&yaml));
+    let mut owners = std::collections::HashMap::new();
+    for round in 0..3 {
+        for tenant in 0..12 {
+            let t = format!("tenant-{tenant}");
+            let r = get(proxy.addr, "/", &[("x-tenant", t.as_str())]).await;
+            let backend = r.header("x-backend").unwrap().to_owned();
+            let first = owners.entry(t.clone()).or_insert_with(|| backend.clone());
+            assert_eq!(*first, backend, "round {round}: {t} moved");
+        }
+    }
+    let used: std::collections::HashSet<_> = owners.values().collect();
+    assert!(used.len() >= 2, "12 tenants all on one target: {owners:?}");
 }

@@ -76,20 +76,23 @@ wait_200() {
 E2E_PIDS=()
 track() { E2E_PIDS+=("$1"); }
 
+# stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 5). Returns the exit
+# status (137 when it had to be killed).
 stop_pid() {
-  local pid="$1" i
-  kill -0 "$pid" 2>/dev/null || return 0
+  local pid="$1" secs="${2:-5}" i rc=0
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || rc=$?; return "$rc"; }
   kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  for ((i = 0; i < secs * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || rc=$?; return "$rc"; }
     sleep 0.1
   done
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  return 137
 }
 
 stop_all() {
   local pid
-  for pid in "${E2E_PIDS[@]}"; do stop_pid "$pid"; done
+  for pid in "${E2E_PIDS[@]}"; do stop_pid "$pid" || true; done
   E2E_PIDS=()
 }

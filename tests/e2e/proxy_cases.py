@@ -153,19 +153,38 @@ def main() -> int:
             passed += 1
             print(f"  ok   {name} -> {status}")
 
-    # The admin endpoint: metrics in Prometheus text format with poolgate's names.
+    # The admin endpoint: after this traffic, every series the metrics contract (the team's list,
+    # docs/architecture.md) promises for it must be there, under exactly these names.
     status, _, metrics = curl(args.admin + "/metrics")
     if args.metrics_out:
         with open(args.metrics_out, "w", encoding="utf-8") as f:
             f.write(metrics)
-    want_metrics = ["poolgate_requests_total", "poolgate_jwks_keys", "poolgate_build_info"]
-    missing = [m for m in want_metrics if m not in metrics]
-    if status != 200 or missing:
-        failed += 1
-        print(f"  FAIL /metrics: status {status}, missing {missing}")
-    else:
-        passed += 1
-        print("  ok   /metrics names " + ", ".join(want_metrics))
+    want_series = [
+        "poolgate_requests_total{",
+        "poolgate_request_duration_seconds_count{",
+        "poolgate_token_cache_hits_total",
+        "poolgate_token_cache_misses_total",
+        'poolgate_jwks_fetches_total{issuer="pool",result="ok"}',
+        'poolgate_jwks_keys{issuer="pool"}',
+        'poolgate_jwks_age_seconds{issuer="pool"}',
+        "poolgate_config_last_reload_success_timestamp_seconds",
+        "poolgate_build_info{",
+    ]
+    lines = [line for line in metrics.splitlines() if line and not line.startswith("#")]
+    for series in want_series:
+        # Label order is the exporter's: match the name, then every wanted label pair.
+        name, _, labels = series.partition("{")
+        pairs = [p for p in labels.rstrip("}").split(",") if p]
+        found = any(
+            (line.startswith(name + "{") or line.startswith(name + " ")) and all(p in line for p in pairs)
+            for line in lines
+        )
+        if status == 200 and found:
+            passed += 1
+            print(f"  ok   /metrics has {series}")
+        else:
+            failed += 1
+            print(f"  FAIL /metrics lacks {series} (status {status})")
 
     print(f"proxy {t['emulator']}: {passed} passed, {failed} failed")
     return 1 if failed else 0

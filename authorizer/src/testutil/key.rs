@@ -1,11 +1,17 @@
 //! Signing keys for tests: generation, JWK export, token signing.
+//!
+//! Ordinary tokens are signed by jsonwebtoken (`encode` with an `EncodingKey` exported from the
+//! generated key); hostile ones, whose header jsonwebtoken's typed `Header` cannot express
+//! (duplicate members, odd `alg` values, `crit`...), by the hand-made signer of `sign_token`.
 
+use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, RsaPublicKeyComponents,
 };
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 
 use crate::config::Algorithm;
@@ -23,6 +29,8 @@ pub struct TestKey {
     /// The algorithm this key signs with.
     pub alg: Algorithm,
     inner: Inner,
+    /// The same private key, for `jsonwebtoken::encode`.
+    encoding: EncodingKey,
 }
 
 impl std::fmt::Debug for TestKey {
@@ -61,11 +69,16 @@ impl TestKey {
                 RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| KeyGenError)?,
             ),
         };
-        Ok(TestKey {
+        let encoding = encoding_key(&inner)?;
+        let key = TestKey {
             kid: kid.to_owned(),
             alg,
             inner,
-        })
+            encoding,
+        };
+        // jsonwebtoken must accept the exported key: fail here rather than mint empty tokens.
+        key.encode(&json!({}))?;
+        Ok(key)
     }
 
     /// The public JWK, as a JWKS would list it (`kid`, `alg`, `use: sig`).
@@ -122,10 +135,16 @@ impl TestKey {
         }
     }
 
-    /// A compact JWS of `claims` under the default header (`alg`, `kid`, `typ: JWT`).
+    /// A compact JWS of `claims` under the default header (`typ: JWT`, `alg`, `kid`), signed by
+    /// jsonwebtoken. Empty on the (never seen, and checked at key generation) failure.
     pub fn sign_claims(&self, claims: &Value) -> String {
-        let header = json!({"alg": self.alg.name(), "kid": self.kid, "typ": "JWT"});
-        self.sign_token(&header, claims)
+        self.encode(claims).unwrap_or_default()
+    }
+
+    fn encode(&self, claims: &Value) -> Result<String, KeyGenError> {
+        let mut header = Header::new(jwt_algorithm(self.alg));
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|_| KeyGenError)
     }
 
     /// A compact JWS of arbitrary `header` and `claims` JSON, signed with this key whatever the
@@ -138,6 +157,49 @@ impl TestKey {
         );
         let sig = self.sign(input.as_bytes());
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+}
+
+/// jsonwebtoken's name for an algorithm.
+fn jwt_algorithm(alg: Algorithm) -> jsonwebtoken::Algorithm {
+    use jsonwebtoken::Algorithm as J;
+    match alg {
+        Algorithm::RS256 => J::RS256,
+        Algorithm::RS384 => J::RS384,
+        Algorithm::RS512 => J::RS512,
+        Algorithm::PS256 => J::PS256,
+        Algorithm::PS384 => J::PS384,
+        Algorithm::PS512 => J::PS512,
+        Algorithm::ES256 => J::ES256,
+        Algorithm::ES384 => J::ES384,
+        Algorithm::EdDSA => J::EdDSA,
+    }
+}
+
+/// The private key as jsonwebtoken takes it: PKCS#8 for EC and Ed25519; for RSA, jsonwebtoken
+/// wants PKCS#1 DER, which aws-lc-rs does not export, so the PKCS#8 document goes through its
+/// PEM reader (feature `use_pem`), which unwraps it.
+fn encoding_key(inner: &Inner) -> Result<EncodingKey, KeyGenError> {
+    match inner {
+        Inner::Rsa(kp) => {
+            let der = kp.as_der().map_err(|_| KeyGenError)?;
+            let body = STANDARD.encode(der.as_ref());
+            let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+            for line in body.as_bytes().chunks(64) {
+                pem.push_str(std::str::from_utf8(line).map_err(|_| KeyGenError)?);
+                pem.push('\n');
+            }
+            pem.push_str("-----END PRIVATE KEY-----\n");
+            EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| KeyGenError)
+        }
+        Inner::Ec(kp) => {
+            let doc = kp.to_pkcs8v1().map_err(|_| KeyGenError)?;
+            Ok(EncodingKey::from_ec_der(doc.as_ref()))
+        }
+        Inner::Ed(kp) => {
+            let doc = kp.to_pkcs8().map_err(|_| KeyGenError)?;
+            Ok(EncodingKey::from_ed_der(doc.as_ref()))
+        }
     }
 }
 

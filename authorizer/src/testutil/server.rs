@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -26,9 +26,28 @@ pub enum Behaviour {
     Garbage,
     /// Accept the request and never answer.
     Hang,
-    /// Answer 200 with a valid-looking body of this many bytes.
+    /// Answer 200 with a valid-looking body of this many bytes (with a `Content-Length`).
     Oversize(usize),
+    /// The same, streamed in 16 KiB chunks without a `Content-Length`.
+    OversizeChunked(usize),
 }
+
+/// A body of chunks with no declared length (sent chunked).
+struct Chunks(std::collections::VecDeque<Bytes>);
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 
 struct State {
     jwks: Value,
@@ -140,8 +159,12 @@ impl JwksServer {
     }
 }
 
-fn respond(status: u16, body: impl Into<Bytes>, max_age: Option<u64>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
+fn respond(status: u16, body: impl Into<Bytes>, max_age: Option<u64>) -> Response<Body> {
+    with_body(status, Full::new(body.into()).boxed_unsync(), max_age)
+}
+
+fn with_body(status: u16, body: Body, max_age: Option<u64>) -> Response<Body> {
+    let mut r = Response::new(body);
     *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -161,7 +184,7 @@ async fn answer(
     state: &Mutex<State>,
     fetches: &AtomicUsize,
     discovery: &AtomicUsize,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let (doc, behaviour, max_age) = {
         let s = state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -196,6 +219,16 @@ async fn answer(
                 big.push(' ');
             }
             respond(200, big, None)
+        }
+        Behaviour::OversizeChunked(n) => {
+            let mut chunks = std::collections::VecDeque::new();
+            chunks.push_back(Bytes::from(body));
+            let mut sent = 0;
+            while sent < n {
+                chunks.push_back(Bytes::from(vec![b' '; 16 * 1024]));
+                sent += 16 * 1024;
+            }
+            with_body(200, Chunks(chunks).boxed_unsync(), None)
         }
     }
 }

@@ -8,6 +8,22 @@ use crate::pattern::{HostPattern, parse_host, parse_path};
 use crate::roles::{Effect, Role, RoleMapping, Rule, RuleMatch, RuleOp, Statement};
 use serde_saphyr::{Location, Spanned};
 
+/// Headers a route may not set from claims: they frame, route or authenticate the request.
+const RESERVED_HEADERS: [&str; 12] = [
+    "host",
+    "authorization",
+    "connection",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "keep-alive",
+    "proxy-authorization",
+    "cookie",
+];
+
 /// Builds a rule comparison from its value.
 type MakeOp = fn(String) -> RuleOp;
 
@@ -51,19 +67,24 @@ fn statement(
 ) -> Statement {
     let methods = methods(
         ctx,
-        &s.value.methods,
+        &s.value.methods.value,
         &format!("{key}.methods"),
-        &s.referenced,
+        &s.value.methods.referenced,
     );
-    if s.value.paths.is_empty() {
+    if s.value.paths.value.is_empty() {
         ctx.push(
-            ctx.diag(&s.referenced, &format!("{key}.paths"), "no paths listed")
-                .help("list path patterns such as `/orders/**`"),
+            ctx.diag(
+                &s.value.paths.referenced,
+                &format!("{key}.paths"),
+                "no paths listed",
+            )
+            .help("list path patterns such as `/orders/**`"),
         );
     }
     let paths = s
         .value
         .paths
+        .value
         .iter()
         .enumerate()
         .filter_map(|(i, p)| {
@@ -150,10 +171,10 @@ pub(super) fn role_mapping(ctx: &mut Ctx<'_>, f: &RoleMappingFile, names: &Names
         .into_iter()
         .filter_map(|(o, f)| o.as_ref().map(|s| (s, f)))
         .collect();
-        let roles = role_refs(ctx, &v.roles, &format!("{key}.roles"), names);
-        if v.roles.is_empty() {
+        let roles = role_refs(ctx, &v.roles.value, &format!("{key}.roles"), names);
+        if v.roles.value.is_empty() {
             ctx.error(
-                &r.referenced,
+                &v.roles.referenced,
                 &format!("{key}.roles"),
                 "rule gives no roles",
             );
@@ -260,8 +281,10 @@ fn cors(ctx: &mut Ctx<'_>, f: &crate::file::CorsFile, key: &str) -> Cors {
     }
 }
 
+/// Converts one route; `origin` prefixes the default name of routes from included files.
 pub(super) fn route(
     ctx: &mut Ctx<'_>,
+    origin: &str,
     index: usize,
     r: &Spanned<RouteFile>,
     names: &Names,
@@ -270,7 +293,7 @@ pub(super) fn route(
     let name = f
         .name
         .as_ref()
-        .map_or_else(|| format!("routes[{index}]"), |n| n.value.clone());
+        .map_or_else(|| format!("{origin}routes[{index}]"), |n| n.value.clone());
     let key = format!("routes[{index}]");
     let host = match &f.matcher.host {
         None => Some(HostPattern::Any),
@@ -346,8 +369,14 @@ pub(super) fn route(
             .as_ref()
             .and_then(|t| token_use(ctx, t, &format!("{akey}.token_use")));
         if let Some(s) = &a.scopes {
-            auth.scopes_any_of = s.any_of.iter().map(|x| x.value.clone()).collect();
-            auth.scopes_all_of = s.all_of.iter().map(|x| x.value.clone()).collect();
+            let mut texts = |list: &[S], what: &str| -> Vec<String> {
+                list.iter()
+                    .enumerate()
+                    .filter_map(|(i, x)| ctx.text(x, &format!("{akey}.scopes.{what}[{i}]")))
+                    .collect()
+            };
+            auth.scopes_any_of = texts(&s.any_of, "any_of");
+            auth.scopes_all_of = texts(&s.all_of, "all_of");
         }
         auth.roles = role_refs(ctx, &a.roles, &format!("{akey}.roles"), names);
     }
@@ -358,8 +387,18 @@ pub(super) fn route(
     let mut headers = Vec::new();
     for (h, claim) in &f.headers.0 {
         let hkey = format!("{key}.headers.{}", h.value);
-        if let (Some(h), Some(c)) = (header_name(ctx, h, &hkey), ctx.text(claim, &hkey)) {
-            headers.push((h, c));
+        let Some(name) = header_name(ctx, h, &hkey) else {
+            continue;
+        };
+        if RESERVED_HEADERS.contains(&name.as_str()) {
+            ctx.push(
+                ctx.diag(&h.referenced, &hkey, format!("header `{name}` cannot be set from a claim"))
+                    .help("it carries the request itself (hop-by-hop, framing, routing or credentials): pick another name"),
+            );
+            continue;
+        }
+        if let Some(c) = ctx.text(claim, &hkey) {
+            headers.push((name, c));
         }
     }
     Some(Route {

@@ -170,6 +170,18 @@ pub(super) fn issuer(ctx: &mut Ctx<'_>, name: &S, f: &IssuerFile) -> Option<Issu
     };
     let app_clients = texts(&f.app_clients, "app_clients");
     let audiences = texts(&f.audiences, "audiences");
+    // Without a client list, a token minted for any app client of the pool would pass: a
+    // cognito-style issuer must name the clients it accepts (AWS's own verifier insists too).
+    if cognito_style && f.app_clients.is_empty() && source.is_some() {
+        ctx.push(
+            ctx.diag(
+                &name.referenced,
+                &key,
+                format!("cognito-style issuer `{n}` lists no `app_clients`"),
+            )
+            .help("add `app_clients: [<app client id>]`: tokens of every other client of the pool are refused"),
+        );
+    }
     let token_use = f
         .token_use
         .as_ref()
@@ -298,6 +310,15 @@ pub(super) fn upstream(ctx: &mut Ctx<'_>, name: &S, f: &UpstreamFile) -> Option<
         .enumerate()
         .filter_map(|(i, t)| target(ctx, t, &format!("{key}.targets[{i}]")))
         .collect();
+    for (i, t) in f.targets.value.iter().enumerate() {
+        if f.targets.value.iter().take(i).any(|u| u.value == t.value) {
+            ctx.error(
+                &t.referenced,
+                &format!("{key}.targets[{i}]"),
+                format!("duplicate target `{}` in upstream `{n}`", t.value),
+            );
+        }
+    }
     let balance_word = f
         .balance
         .as_ref()

@@ -56,7 +56,11 @@ fn view<'a>(
 #[test]
 fn identity_headers_keep_arrays_intact() {
     let groups = vec!["admins".to_owned(), "read ers".to_owned()];
-    let h = identity_headers(&view(&groups, None), &IdentitySettings::default()).unwrap();
+    let h = identity_headers(
+        &view(&groups, None),
+        &IdentityNames::new(&IdentitySettings::default()).unwrap(),
+    )
+    .unwrap();
     let get = |n: &str| {
         h.iter()
             .find(|(k, _)| k == n)
@@ -86,7 +90,11 @@ fn claim_headers_map_strings_raw_and_others_as_json() {
             ("absent".into(), "absent".into()),
         ],
     };
-    let h = identity_headers(&view(&[], Some(&claims)), &settings).unwrap();
+    let h = identity_headers(
+        &view(&[], Some(&claims)),
+        &IdentityNames::new(&settings).unwrap(),
+    )
+    .unwrap();
     let get = |n: &str| {
         h.iter()
             .find(|(k, _)| k == n)
@@ -108,7 +116,11 @@ fn values_that_cannot_be_headers_are_refused_not_truncated() {
         prefix: "x-auth-".into(),
         claim_headers: vec![("evil".into(), "evil".into())],
     };
-    let err = identity_headers(&view(&[], Some(&claims)), &settings).unwrap_err();
+    let err = identity_headers(
+        &view(&[], Some(&claims)),
+        &IdentityNames::new(&settings).unwrap(),
+    )
+    .unwrap_err();
     assert_eq!(err.header, "x-auth-evil");
     assert!(header_value("caf\u{e9}").is_none());
     assert!(header_value("nul\0").is_none());

@@ -47,6 +47,7 @@ impl Recorded {
 
 #[derive(Default)]
 struct Inner {
+    sni: Mutex<Vec<String>>,
     requests: Mutex<Vec<Recorded>>,
     health_probes: Mutex<usize>,
     unhealthy: AtomicBool,
@@ -70,6 +71,36 @@ impl Drop for EchoBackend {
 
 impl EchoBackend {
     pub fn start(name: &str) -> Self {
+        Self::start_inner(name, None)
+    }
+
+    /// A backend speaking TLS with `cert`/`key` (PEM); records each connection's SNI.
+    pub fn start_tls(name: &str, cert: &std::path::Path, key: &std::path::Path) -> Self {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        // Two providers are compiled in (pingora pulls ring): choose, as the binary does.
+        poolgate_proxy::server::install_crypto_provider();
+        let certs = CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        Self::start_inner(
+            name,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+    }
+
+    /// Server names sent by TLS clients, one per connection.
+    pub fn sni_seen(&self) -> Vec<String> {
+        self.inner.sni.lock().unwrap().clone()
+    }
+
+    fn start_inner(name: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let inner = Arc::new(Inner::default());
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
@@ -89,14 +120,29 @@ impl EchoBackend {
                         let Ok((stream, _)) = listener.accept().await else {
                             continue;
                         };
-                        let (inner, name) = (inner2.clone(), name2.clone());
+                        let (inner, name, tls) = (inner2.clone(), name2.clone(), tls.clone());
                         tokio::spawn(async move {
+                            let inner2 = inner.clone();
                             let svc =
                                 service_fn(move |req| handle(req, inner.clone(), name.clone()));
-                            let _ = http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), svc)
-                                .with_upgrades()
-                                .await;
+                            let http = http1::Builder::new();
+                            match tls {
+                                None => {
+                                    let _ = http
+                                        .serve_connection(TokioIo::new(stream), svc)
+                                        .with_upgrades()
+                                        .await;
+                                }
+                                Some(acceptor) => {
+                                    let Ok(tls) = acceptor.accept(stream).await else {
+                                        return;
+                                    };
+                                    let sni =
+                                        tls.get_ref().1.server_name().unwrap_or("").to_owned();
+                                    inner2.sni.lock().unwrap().push(sni);
+                                    let _ = http.serve_connection(TokioIo::new(tls), svc).await;
+                                }
+                            }
                         });
                     }
                 };
@@ -220,6 +266,19 @@ async fn handle(
         body_len: len,
         body_sha256: sha.clone(),
     });
+    if let Some(mb) = path
+        .strip_prefix("/big?mb=")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let body: Vec<u8> = (0..mb * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let sha = sha256_hex(&body);
+        return Ok(Response::builder()
+            .status(200)
+            .header("x-backend", name.as_str())
+            .header("x-response-sha256", sha)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap());
+    }
     if let Some(ms) = path
         .strip_prefix("/slow?ms=")
         .and_then(|v| v.parse::<u64>().ok())

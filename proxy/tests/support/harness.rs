@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
 use poolgate_proxy::StartOptions;
 use poolgate_proxy::access_log::AccessLog;
-use poolgate_proxy::config::{ListenerSpec, ProxyConfig};
+use poolgate_proxy::config::{ListenerSpec, ProxyConfig, TlsFiles};
 use poolgate_proxy::gate::Shared;
 use tokio::sync::oneshot;
 
@@ -21,7 +21,39 @@ pub fn free_port() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-struct StopSignal(Mutex<Option<oneshot::Receiver<()>>>);
+pub struct StopSignal(pub Mutex<Option<oneshot::Receiver<()>>>);
+
+/// Any pingora server running on its own thread; fast shutdown when dropped.
+pub struct ServerGuard {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ServerGuard {
+    pub fn spawn(server: pingora::server::Server) -> Self {
+        let (tx, rx) = oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            server.run(RunArgs {
+                shutdown_signal: Box::new(StopSignal(Mutex::new(Some(rx)))),
+            });
+        });
+        Self {
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 #[async_trait]
 impl ShutdownSignalWatch for StopSignal {
@@ -52,14 +84,24 @@ impl Proxy {
         Self::start_with(cfg, StartOptions::default())
     }
 
+    /// [`Proxy::start`] with a TLS listener on `cert` and `key` (PEM files).
+    pub fn start_tls(cfg: ProxyConfig, cert: &std::path::Path, key: &std::path::Path) -> Self {
+        let tls = TlsFiles {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+        };
+        Self::start_inner(cfg, StartOptions::default(), Some(tls))
+    }
+
     /// [`Proxy::start`] with options (the access log is always captured in memory).
-    pub fn start_with(mut cfg: ProxyConfig, mut opts: StartOptions) -> Self {
+    pub fn start_with(cfg: ProxyConfig, opts: StartOptions) -> Self {
+        Self::start_inner(cfg, opts, None)
+    }
+
+    fn start_inner(mut cfg: ProxyConfig, mut opts: StartOptions, tls: Option<TlsFiles>) -> Self {
         let addr = free_port();
         let admin = free_port();
-        cfg.listeners = vec![ListenerSpec {
-            address: addr,
-            tls: None,
-        }];
+        cfg.listeners = vec![ListenerSpec { address: addr, tls }];
         cfg.admin = Some(admin);
         cfg.server.threads = 1;
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -125,7 +167,7 @@ impl Drop for Proxy {
     }
 }
 
-fn wait_listening(addr: SocketAddr) {
+pub fn wait_listening(addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
         assert!(Instant::now() < deadline, "nothing listening on {addr}");

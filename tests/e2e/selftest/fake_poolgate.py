@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -74,8 +75,23 @@ def allowed(policy, route, claims, method, path):
     return False
 
 
+RELOADS = {}
+
+
 def run(path):
-    policy = load(path)
+    state = {"policy": load(path)}
+
+    def reload(*_):
+        try:
+            new = load(path)
+            new["routes"][0]["match"]["path"]  # a broken file fails here or in load()
+            state["policy"] = new
+            RELOADS["success"] = RELOADS.get("success", 0) + 1
+        except Exception:
+            RELOADS["failure"] = RELOADS.get("failure", 0) + 1
+
+    signal.signal(signal.SIGHUP, reload)
+    policy = state["policy"]
     (name, issuer), = policy["issuers"].items()
     keys = {k["kid"]: k for k in json.load(urllib.request.urlopen(issuer["jwks_url"], timeout=5))["keys"]}
     upstreams = {n: u["targets"][0] for n, u in policy["upstreams"].items()}
@@ -96,6 +112,7 @@ def run(path):
             path = self.path.split("?")[0]
             if "/../" in path or path.endswith("/.."):
                 return self.answer(400)
+            policy = state["policy"]
             route = next((r for r in policy["routes"] if path.startswith(r["match"]["path"].rstrip("*"))), None)
             if route is None:
                 return self.answer(404)
@@ -125,7 +142,13 @@ def run(path):
         def do_GET(self):
             if self.path == "/metrics":
                 lines = [f'poolgate_requests_total{{status="{s}"}} {n}' for s, n in COUNTS.items()]
-                lines += [f'poolgate_jwks_keys{{issuer="{name}"}} {len(keys)}', 'poolgate_build_info{version="fake"} 1']
+                lines += [f'poolgate_jwks_keys{{issuer="{name}"}} {len(keys)}', 'poolgate_build_info{version="fake"} 1',
+                          f'poolgate_jwks_fetches_total{{issuer="{name}",result="ok"}} 1',
+                          f'poolgate_jwks_age_seconds{{issuer="{name}"}} 1',
+                          'poolgate_request_duration_seconds_count{route="admin"} 1',
+                          'poolgate_token_cache_hits_total 0', 'poolgate_token_cache_misses_total 1',
+                          'poolgate_config_last_reload_success_timestamp_seconds 1']
+                lines += [f'poolgate_reloads_total{{result="{r}"}} {n}' for r, n in RELOADS.items()]
                 body = ("\n".join(lines) + "\n").encode()
             else:
                 body = b"ok\n"
@@ -146,6 +169,7 @@ def run(path):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     cmd, conf = sys.argv[1], sys.argv[sys.argv.index("-c") + 1]
     if cmd == "check":
         load(conf)

@@ -1,0 +1,288 @@
+//! Admission: normalise, match, verify, map roles, decide — and what a refusal becomes.
+//!
+//! Called from the gate's `request_filter`; returns a verdict or a [`Denial`], never writes.
+
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
+use poolgate_authorizer::{AuthError, Identity, Requirement};
+use poolgate_policies as pol;
+
+use crate::cors;
+use crate::headers::{self, IdentityView};
+use crate::respond::{self, Denial};
+use crate::state::GateState;
+use crate::upstreams::Upstream;
+
+/// What `request_filter` settles before anything is forwarded.
+pub(crate) enum Verdict {
+    Forward(Admitted),
+    /// A CORS preflight answered by the proxy itself.
+    Preflight {
+        route: String,
+        answer: respond::Answer,
+    },
+}
+
+pub(crate) struct Admitted {
+    pub(crate) route_index: usize,
+    pub(crate) route_name: String,
+    pub(crate) upstream: Arc<Upstream>,
+    pub(crate) reason: &'static str,
+    pub(crate) identity: Option<Arc<Identity>>,
+    pub(crate) roles: Vec<String>,
+    pub(crate) rewritten_target: Option<String>,
+    pub(crate) cors_response: Vec<(&'static str, String)>,
+}
+
+/// Normalise, match, verify, map roles, decide.
+/// `matched` receives the route's index as soon as one matches, so denials are counted by route.
+pub(crate) async fn admit(
+    state: &GateState,
+    req: &RequestHeader,
+    request_id: &str,
+    matched: &mut Option<usize>,
+) -> Result<Verdict, Denial> {
+    if headers::request_head_size(req) > state.max_request_header_bytes {
+        return Err(Denial::HeaderTooLarge);
+    }
+    let raw_path = req.uri.path();
+    let path = pol::normalize_path(raw_path).map_err(|e| Denial::BadPath {
+        reason: path_error_code(&e).to_owned(),
+    })?;
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.host())
+        .unwrap_or("");
+    let header_str = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    let preflight_method = (req.method == http::Method::OPTIONS)
+        .then(|| header_str("access-control-request-method"))
+        .flatten();
+    let method = preflight_method.unwrap_or(req.method.as_str());
+    let policy = &state.policy;
+    let m = policy
+        .match_route(host, method, &path)
+        .ok_or(Denial::NoRoute)?;
+    let route = m.route;
+    *matched = Some(m.index);
+    let origin = header_str("origin");
+    if let (Some(acrm), Some(c)) = (preflight_method, &route.cors) {
+        let answer = cors::preflight(
+            c,
+            origin,
+            acrm,
+            header_str("access-control-request-headers"),
+            request_id,
+        )
+        .ok_or_else(|| Denial::Forbidden {
+            reason: "cors_not_allowed".to_owned(),
+        })?;
+        return Ok(Verdict::Preflight {
+            route: route.name.clone(),
+            answer,
+        });
+    }
+    let upstream = state
+        .upstreams
+        .get(&route.upstream)
+        .cloned()
+        .ok_or(Denial::NoHealthyUpstream)?;
+    let rewritten_target = (path != raw_path).then(|| match req.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    });
+    let cors_response = route
+        .cors
+        .as_ref()
+        .map(|c| cors::response_headers(c, origin))
+        .unwrap_or_default();
+    let admitted =
+        |reason: &'static str, identity: Option<Arc<Identity>>, roles: Vec<String>| Admitted {
+            route_index: m.index,
+            route_name: route.name.clone(),
+            upstream: upstream.clone(),
+            reason,
+            identity,
+            roles,
+            rewritten_target: rewritten_target.clone(),
+            cors_response: cors_response.clone(),
+        };
+    if route.public {
+        return Ok(Verdict::Forward(admitted("public", None, Vec::new())));
+    }
+    let token = headers::bearer_token(
+        req.headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    );
+    let Some(token) = token else {
+        // No token: only the guest roles can allow; otherwise authenticating is the way forward.
+        let d = policy.decide(&m, method, &path, None);
+        return if d.allowed {
+            let roles = d.roles.iter().map(|r| (*r).to_owned()).collect();
+            Ok(Verdict::Forward(admitted(d.reason.code(), None, roles)))
+        } else {
+            Err(Denial::MissingToken)
+        };
+    };
+    let Some(verifier) = state.token_verifier() else {
+        return Err(Denial::InvalidToken {
+            code: "no_verifier".to_owned(),
+            description: "no token issuer is configured".to_owned(),
+        });
+    };
+    let requirement = state
+        .requirements
+        .get(m.index)
+        .cloned()
+        .unwrap_or_else(Requirement::any);
+    let identity = verifier
+        .verify(token, &requirement)
+        .await
+        .map_err(auth_denial)?;
+    let principal = pol::Principal {
+        issuer: &identity.issuer,
+        token_use: Some(identity.token_use.as_str()),
+        groups: &identity.groups,
+        scopes: &identity.scopes,
+        claims: &identity.claims,
+    };
+    let d = policy.decide(&m, method, &path, Some(&principal));
+    if d.allowed {
+        let roles = d.roles.iter().map(|r| (*r).to_owned()).collect();
+        Ok(Verdict::Forward(admitted(
+            d.reason.code(),
+            Some(identity.clone()),
+            roles,
+        )))
+    } else {
+        Err(reason_denial(d.reason, route))
+    }
+}
+
+/// A verification failure as the client's answer.
+pub fn auth_denial(e: AuthError) -> Denial {
+    match e {
+        AuthError::Missing => Denial::MissingToken,
+        AuthError::KeysUnavailable => Denial::KeysUnavailable,
+        other => Denial::InvalidToken {
+            code: other.code().to_owned(),
+            description: other.to_string(),
+        },
+    }
+}
+
+/// A policy refusal as the client's answer.
+pub fn reason_denial(reason: pol::Reason, route: &pol::Route) -> Denial {
+    match reason {
+        pol::Reason::NoRoute => Denial::NoRoute,
+        pol::Reason::NoToken => Denial::MissingToken,
+        pol::Reason::WrongIssuer | pol::Reason::WrongTokenUse => Denial::InvalidToken {
+            code: reason.code().to_owned(),
+            description: reason.code().replace('_', " "),
+        },
+        pol::Reason::Scope => Denial::InsufficientScope {
+            scopes: route
+                .auth
+                .scopes_any_of
+                .iter()
+                .chain(&route.auth.scopes_all_of)
+                .cloned()
+                .collect(),
+        },
+        other => Denial::Forbidden {
+            reason: other.code().to_owned(),
+        },
+    }
+}
+
+/// Stable short code of a path refusal.
+pub fn path_error_code(e: &pol::PathError) -> &'static str {
+    use pol::PathError as P;
+    match e {
+        P::NotOriginForm => "path_not_origin_form",
+        P::Backslash => "path_backslash",
+        P::EncodedSlash => "path_encoded_slash",
+        P::Control => "path_control_char",
+        P::BadEscape => "path_bad_escape",
+        P::InvalidUtf8 => "path_invalid_utf8",
+        P::NonAscii => "path_non_ascii",
+        P::InvalidChar(_) => "path_invalid_char",
+        P::Semicolon => "path_semicolon",
+        P::EncodedDotSegment => "path_encoded_dot_segment",
+        P::AboveRoot => "path_above_root",
+        P::Fragment => "path_fragment",
+    }
+}
+
+/// The identity headers for an admitted request (empty without an identity).
+pub(crate) fn backend_identity_headers(
+    state: &GateState,
+    route: Option<&pol::Route>,
+    identity: Option<&Identity>,
+    roles: &[String],
+) -> Result<Vec<(HeaderName, HeaderValue)>, headers::HeaderError> {
+    let Some(id) = identity else {
+        return Ok(Vec::new());
+    };
+    let view = IdentityView {
+        issuer: &id.issuer,
+        sub: &id.sub,
+        username: id.username.as_deref(),
+        groups: &id.groups,
+        roles,
+        scopes: &id.scopes,
+        client_id: id.client_id.as_deref(),
+        token_use: id.token_use.as_str(),
+        claims: Some(&id.claims),
+    };
+    let mut out = headers::identity_headers(&view, &state.identity_names)?;
+    if let Some(route) = route {
+        out.extend(headers::route_claim_headers(&route.headers, &id.claims)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_failures_map_to_401_or_503() {
+        assert_eq!(auth_denial(AuthError::Missing), Denial::MissingToken);
+        assert_eq!(auth_denial(AuthError::KeysUnavailable).status(), 503);
+        for e in [
+            AuthError::Malformed,
+            AuthError::UnsupportedAlg,
+            AuthError::UnknownKid,
+            AuthError::BadSignature,
+            AuthError::Expired,
+            AuthError::NotYetValid,
+            AuthError::IssuedInFuture,
+            AuthError::WrongIssuer,
+            AuthError::WrongAudience,
+            AuthError::WrongTokenUse,
+        ] {
+            let d = auth_denial(e);
+            assert_eq!(d.status(), 401, "{e:?}");
+            assert_eq!(d.reason(), e.code(), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn path_errors_have_distinct_codes() {
+        let errors = [
+            pol::normalize_path("x").unwrap_err(),
+            pol::normalize_path("/a\\b").unwrap_err(),
+            pol::normalize_path("/a%2fb").unwrap_err(),
+            pol::normalize_path("/../x").unwrap_err(),
+            pol::normalize_path("/a;b").unwrap_err(),
+        ];
+        let codes: std::collections::HashSet<_> = errors.iter().map(path_error_code).collect();
+        assert_eq!(codes.len(), errors.len(), "{codes:?}");
+        assert!(codes.iter().all(|c| c.starts_with("path_")));
+    }
+}

@@ -1,0 +1,269 @@
+//! The `poolgate` binary: `check` exit codes and output, `explain` output, and `demo` + `token`
+//! end to end (on ephemeral ports).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::client::send;
+use support::harness::free_port;
+
+const BIN: &str = env!("CARGO_BIN_EXE_poolgate");
+const DEMO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../policies/examples/demo.yaml"
+);
+
+fn write_temp(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("poolgate-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn check_exit_codes_and_output() {
+    let ok = Command::new(BIN)
+        .args(["check", "-c", DEMO])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("ok: "));
+
+    let bad = write_temp(
+        "bad.yaml",
+        "version: 1\nupstreams:\n  app: { targets: [\"127.0.0.1:1\"] }\nroutes:\n  - match: { path: /a }\n    upstream: ap\n    public: true\n  - match: { path: /b }\n    upstream: aps\n    public: true\n",
+    );
+    let out = Command::new(BIN)
+        .args(["check", "-c"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("bad.yaml:6"), "{text}");
+    assert!(
+        text.contains("bad.yaml:9"),
+        "every problem is reported: {text}"
+    );
+    assert!(text.contains("the policy has 2 problems"), "{text}");
+
+    let out = Command::new(BIN)
+        .args(["check", "--format", "json", "-c"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(v["problems"].as_array().unwrap().len() >= 2, "{v}");
+}
+
+#[test]
+fn explain_shows_route_roles_and_decision() {
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["explain", "-c", DEMO])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let reader = r#"{"sub":"u1","token_use":"access","cognito:groups":["readers"]}"#;
+    let text = run(&[
+        "--method",
+        "GET",
+        "--path",
+        "/articles/1",
+        "--claims",
+        reader,
+    ]);
+    assert!(text.contains("route:     articles"), "{text}");
+    assert!(text.contains("decision:  allow (allowed) → 200"), "{text}");
+    assert!(text.contains("statement: role `reader` allow[0]"), "{text}");
+    let text = run(&[
+        "--method",
+        "DELETE",
+        "--path",
+        "/articles/1",
+        "--claims",
+        reader,
+    ]);
+    assert!(
+        text.contains("decision:  deny (no_role_allows) → 403"),
+        "{text}"
+    );
+    let text = run(&["--path", "/articles/1"]);
+    assert!(
+        text.contains("principal: none") && text.contains("→ 401"),
+        "{text}"
+    );
+    // a token's claims are decoded (not verified) and give the same decision
+    let b64 = |v: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
+    };
+    let token = format!(
+        "{}.{}.c2ln",
+        b64(r#"{"alg":"RS256","kid":"k"}"#),
+        b64(reader)
+    );
+    let text = run(&[
+        "--method",
+        "GET",
+        "--path",
+        "/articles/1",
+        "--token",
+        &token,
+    ]);
+    assert!(text.contains("decision:  allow (allowed) → 200"), "{text}");
+    let out = Command::new(BIN)
+        .args([
+            "explain",
+            "-c",
+            DEMO,
+            "--path",
+            "/articles/1",
+            "--token",
+            "not-a-token",
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let json = run(&["--format", "json", "--path", "/nowhere"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["status"], 404);
+}
+
+/// Kills the demo when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn demo_and_token_end_to_end() {
+    let (listen, admin, token_at) = (free_port(), free_port(), free_port());
+    let mut child = Command::new(BIN)
+        .arg("demo")
+        .env("POOLGATE_DEMO_LISTEN", listen.to_string())
+        .env("POOLGATE_DEMO_ADMIN", admin.to_string())
+        .env("POOLGATE_DEMO_TOKEN_ADDR", token_at.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _guard = KillOnDrop(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let mut banner = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.starts_with("Access log lines follow");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(admin).is_err()
+        || std::net::TcpStream::connect(listen).is_err()
+    {
+        assert!(Instant::now() < deadline, "demo never listened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    while send(admin, "GET", "/readyz", &[], bytes::Bytes::new())
+        .await
+        .status
+        != 200
+    {
+        assert!(Instant::now() < deadline, "demo never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // the printed reader token gives 200, then 403 for a write
+    let at = banner
+        .iter()
+        .position(|l| l.contains("# 200: rita is a reader"))
+        .expect("rita's line");
+    let rita = banner
+        .get(at + 1)
+        .and_then(|l| l.split("Bearer ").nth(1))
+        .map(|t| t.trim_end_matches('\'').to_owned())
+        .expect("a curl line with a token");
+    let auth = format!("Bearer {rita}");
+    let r = send(
+        listen,
+        "GET",
+        "/articles/1",
+        &[("authorization", &auth)],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["headers"]["x-auth-username"], "rita");
+    assert_eq!(
+        send(
+            listen,
+            "POST",
+            "/articles/1",
+            &[("authorization", &auth)],
+            bytes::Bytes::new()
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        send(listen, "GET", "/articles/1", &[], bytes::Bytes::new())
+            .await
+            .status,
+        401
+    );
+
+    // `poolgate token` mints from the running demo's key
+    let out = Command::new(BIN)
+        .args(["token", "--user", "alice", "--groups", "admin"])
+        .env("POOLGATE_DEMO_TOKEN_ADDR", token_at.to_string())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alice = format!("Bearer {}", String::from_utf8_lossy(&out.stdout).trim());
+    let r = send(
+        listen,
+        "GET",
+        "/admin/stats",
+        &[("authorization", &alice)],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}

@@ -1,0 +1,163 @@
+//! The TLS listener: rustls with certificate files, HTTP/2 offered by ALPN, HTTP/1.1 served.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use support::backend::EchoBackend;
+use support::harness::{Proxy, simple_config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn openssl(args: &[&str], dir: &std::path::Path) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command is needed to make test certificates");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA and a localhost / 127.0.0.1 certificate it signed: (ca, cert, key) PEM files.
+fn certificates() -> (PathBuf, PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("poolgate-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=poolgate test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+        &dir,
+    );
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "leaf.csr",
+        ],
+        &dir,
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "cert.pem",
+        ],
+        &dir,
+    );
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
+}
+
+async fn connect(
+    proxy: &Proxy,
+    ca: &PathBuf,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca).unwrap())
+        .unwrap();
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn tls_listener_negotiates_h2_and_serves_http1() {
+    let (ca, cert, key) = certificates();
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start_tls(simple_config(vec![be.target()]), &cert, &key);
+
+    let h2 = connect(&proxy, &ca, &[b"h2", b"http/1.1"]).await;
+    assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    drop(h2);
+
+    let mut s = connect(&proxy, &ca, &[b"http/1.1"]).await;
+    s.write_all(b"GET /tls/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let seen = &be.requests()[0];
+    assert_eq!(seen.path, "/tls/x");
+    assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
+    let _ = std::fs::remove_dir_all(cert.parent().unwrap());
+}
+
+#[tokio::test]
+async fn upstream_tls_sends_sni() {
+    let (_ca, cert, key) = certificates();
+    let be = EchoBackend::start_tls("tls-backend", &cert, &key);
+    // The test CA is not in the proxy's trust store, so verification is turned off here;
+    // what is checked is that the proxy speaks TLS upstream and names the server.
+    let yaml = format!(
+        "version: 1\nupstreams:\n  app:\n    targets: [\"{}\"]\n    tls: {{ sni: localhost, verify: false }}\nroutes:\n  - match: {{ path: \"/**\" }}\n    upstream: app\n    public: true\n",
+        be.target()
+    );
+    let proxy = Proxy::start(support::harness::policy_config(&yaml));
+    let r = support::client::get(proxy.addr, "/over-tls", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-backend"), Some("tls-backend"));
+    assert_eq!(be.sni_seen(), vec!["localhost".to_owned()]);
+    assert_eq!(be.requests()[0].path, "/over-tls");
+}
