@@ -177,6 +177,11 @@ impl Ctx<'_> {
                     .push(format!("the same pass-through on {}", base.display()));
                 round.push(r);
             }
+            match self.bare_row(&pg).await {
+                Ok(Some(r)) => round.push(r),
+                Ok(None) => {}
+                Err(e) => self.notes.push(format!("passthrough-bare: {e}")),
+            }
             for peer in self.args.peers.clone() {
                 match self.peer_row(peer).await {
                     Ok(r) => round.push(r),
@@ -427,6 +432,44 @@ impl Ctx<'_> {
                 .push(format!("poolgate exited during the run: {status}"));
         }
         Ok(row)
+    }
+
+    /// poolgate's hidden `passthrough` command: one route, one worker thread, no access log —
+    /// what `run` would cost if the policy file could set threads and turn the log off.
+    async fn bare_row(&self, bin: &Path) -> Result<Option<Row>, String> {
+        let has = std::process::Command::new(bin)
+            .args(["passthrough", "--help"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has {
+            return Ok(None);
+        }
+        let listen = free_addr()?;
+        let mut cmd = self.pin.command(bin);
+        cmd.arg("passthrough")
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--upstream")
+            .arg(self.backend.addr.to_string())
+            .args(["--threads", "1", "--no-access-log"]);
+        let log = self.dir.join("passthrough-bare.log");
+        let mut proc = Proc::spawn("passthrough-bare", cmd, &log)?;
+        wait_http(listen, "/", None, &mut proc, Duration::from_secs(10), &log).await?;
+        let w = Workload::cycle(self.sets.hot.clone());
+        let mut row = self
+            .measure(
+                "passthrough-bare",
+                listen,
+                w,
+                Some(200),
+                Some(&proc),
+                During::Nothing,
+            )
+            .await;
+        row.notes.push(
+            "`poolgate passthrough --threads 1 --no-access-log` (hidden command): every request forwarded, 1 pingora thread, no access log".to_owned(),
+        );
+        Ok(Some(row))
     }
 
     async fn peer_row(&self, peer: Peer) -> Result<Row, String> {
@@ -716,6 +759,14 @@ pub fn bars(rows: &[Row], verify_rate: Option<f64>, sizes: &Sizes) -> Vec<Bar> {
         get("nginx"),
         0.7,
     ));
+    if get("passthrough-bare").is_some() {
+        out.push(ratio_bar(
+            "(same bar, `poolgate passthrough`: 1 thread, no access log)",
+            get("passthrough-bare"),
+            get("nginx"),
+            0.7,
+        ));
+    }
     out.push(ratio_bar(
         "hot ≥ 0.9× passthrough req/s",
         get("hot"),
