@@ -199,7 +199,16 @@ impl Ctx<'_> {
             keep_best(&mut rows, round);
         }
         ratios(&mut rows);
-        let bars = bars(&rows, verify_rate);
+        let mut bars = bars(&rows, verify_rate);
+        if self.args.rate.is_some() {
+            // Open loop: every target answers the offered rate, so req/s ratios say nothing.
+            for b in bars.iter_mut().filter(|b| {
+                b.bar.contains("req/s") || b.bar.contains("nginx") || b.bar.contains("same bar")
+            }) {
+                b.met = None;
+                b.figure = format!("open loop (offered rate): {}", b.figure);
+            }
+        }
         let mut method = vec![
             self.pin.describe(),
             format!(
