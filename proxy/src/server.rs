@@ -87,6 +87,9 @@ pub fn build(
                     .key
                     .to_str()
                     .ok_or_else(|| tls_err("key path is not UTF-8".into()))?;
+                // pingora loads the files again in its worker and panics there on a bad pair:
+                // check them here so a bad file is a start-up error.
+                check_cert_pair(cert, key).map_err(tls_err)?;
                 let mut settings =
                     TlsSettings::intermediate(cert, key).map_err(|e| tls_err(e.to_string()))?;
                 settings.enable_h2();
@@ -115,6 +118,25 @@ pub fn build(
         HealthChecks { shared },
     ));
     Ok(server)
+}
+
+/// Loads a PEM certificate chain and private key and checks that they belong together.
+fn check_cert_pair(cert: &str, key: &str) -> Result<(), String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("certificate `{cert}`: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("certificate `{cert}`: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("certificate `{cert}`: no certificate in the file"));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("key `{key}`: {e}"))?;
+    rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map(|_| ())
+        .map_err(|e| format!("certificate `{cert}` and key `{key}`: {e}"))
 }
 
 /// Runs every due health check of the current configuration's pools, so pools swapped in
