@@ -26,6 +26,8 @@ pub enum ServerError {
     NoListeners,
     #[error("TLS listener {address}: {detail}")]
     Tls { address: String, detail: String },
+    #[error("cannot listen on {address}: {detail}")]
+    Bind { address: String, detail: String },
 }
 
 /// Installs aws-lc-rs as rustls's process-wide provider. pingora installs ring when none is
@@ -57,6 +59,18 @@ pub fn build(
 ) -> Result<Server, ServerError> {
     if cfg.listeners.is_empty() {
         return Err(ServerError::NoListeners);
+    }
+    if !cfg.server.upgrade {
+        // pingora retries a busy address for 30 s and then panics in its worker while the
+        // process (and /readyz) stay up: find out now and refuse to start instead. During a
+        // graceful upgrade the old process holds the sockets, so there is nothing to check.
+        let addrs = cfg.listeners.iter().map(|l| l.address).chain(cfg.admin);
+        for address in addrs {
+            std::net::TcpListener::bind(address).map_err(|e| ServerError::Bind {
+                address: address.to_string(),
+                detail: e.to_string(),
+            })?;
+        }
     }
     let opt = Opt {
         upgrade: cfg.server.upgrade,
