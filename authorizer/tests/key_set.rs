@@ -66,7 +66,10 @@ fn exotic_and_malformed_keys_are_skipped_and_the_good_ones_kept() {
     let twice = twice.replacen(r#""kid":"good""#, r#""kid":"second""#, 1);
     let document = format!(
         r#"{{"keys": [{}, {twice}]}}"#,
-        keys.iter().map(Value::to_string).collect::<Vec<_>>().join(",")
+        keys.iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
     );
     let set = KeySet::from_jwks(document.as_bytes(), &[Algorithm::RS256]).unwrap();
     assert_eq!(set.kids(), ["good"]);
