@@ -133,6 +133,12 @@ fn run<M: Measurement>(c: &mut Criterion<M>, prefix: &str) {
                 .unwrap()
         });
     });
+    // What a hit spends on its cache key: SHA-256 of the token.
+    g.bench_function("cache_key_sha256", |b| {
+        b.iter(|| {
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, black_box(f.token.as_bytes()))
+        });
+    });
     // A miss through the Authorizer (cache disabled): decode, select issuer, verify, claims.
     g.bench_function("uncached_rs256_authorizer", |b| {
         b.iter(|| {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::task::JoinHandle;
 
-use crate::cache::TokenCache;
+use crate::cache::{self, TokenCache};
 use crate::config::{CacheConfig, IssuerConfig};
 use crate::error::{AuthError, ConfigError};
 use crate::identity::{Identity, Requirement};
@@ -267,11 +267,16 @@ impl Authorizer {
         if token.len() > inner.max_token_bytes {
             return Err(AuthError::Malformed);
         }
-        if let Some(cache) = &inner.cache {
-            if let Some(entry) = cache.get(token) {
+        // The cache and this token's key in it (none in the never-seen case the digest fails).
+        let cached = inner
+            .cache
+            .as_ref()
+            .and_then(|c| Some((c, cache::key_of(token)?)));
+        if let Some((cache, key)) = &cached {
+            if let Some(entry) = cache.get(key) {
                 inner.metrics.cache_hits.inc();
                 if now >= entry.expires_at {
-                    cache.invalidate(token);
+                    cache.invalidate(key);
                     return Err(AuthError::Expired);
                 }
                 req.check(&entry.identity)?;
@@ -298,9 +303,9 @@ impl Authorizer {
             .ok_or(AuthError::KeysUnavailable)?;
         let loaded = guard.as_ref().ok_or(AuthError::KeysUnavailable)?;
         let identity = Arc::new(verify::check(decoded, &issuer.rules, &loaded.keys, now)?);
-        if let Some(cache) = &inner.cache {
+        if let Some((cache, key)) = cached {
             let expires_at = identity.exp.saturating_add(issuer.rules.leeway);
-            cache.insert(Arc::from(token), identity.clone(), expires_at, now);
+            cache.insert(key, identity.clone(), expires_at, now);
         }
         req.check(&identity)?;
         Ok(identity)

@@ -1,7 +1,16 @@
 //! One JSON line per request. The token is never part of a line: only fields named here are.
+//!
+//! Lines go through a bounded queue to one writer thread, so a slow reader of standard output
+//! (a stalled container log pipe) never blocks request threads; when the queue is full, lines
+//! are dropped and counted instead.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
+
+/// Lines waiting for the writer thread before new ones are dropped.
+const QUEUE_LINES: usize = 16 * 1024;
 
 use serde::Serialize;
 
@@ -28,15 +37,42 @@ pub struct AccessRecord<'a> {
 /// Where lines go.
 #[derive(Clone, Default)]
 pub enum AccessLog {
-    /// Standard output, one line per request (the default for containers).
+    /// Standard output through the writer thread (see [`AccessLog::stdout`]).
+    Queue {
+        tx: SyncSender<String>,
+        dropped: Arc<AtomicU64>,
+    },
     #[default]
-    Stdout,
     Off,
     /// Kept in memory, for tests.
     Memory(Arc<Mutex<Vec<String>>>),
 }
 
 impl AccessLog {
+    /// Standard output, one line per request, written by a dedicated thread.
+    pub fn stdout() -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_LINES);
+        let spawned = std::thread::Builder::new()
+            .name("access-log".to_owned())
+            .spawn(move || write_lines(&rx, &mut std::io::stdout()));
+        if spawned.is_err() {
+            log::error!("cannot start the access-log thread; access log off");
+            return AccessLog::Off;
+        }
+        AccessLog::Queue {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Lines dropped because the writer could not keep up.
+    pub fn dropped(&self) -> u64 {
+        match self {
+            AccessLog::Queue { dropped, .. } => dropped.load(Ordering::Relaxed),
+            _ => 0,
+        }
+    }
+
     pub fn write(&self, record: &AccessRecord<'_>) {
         if matches!(self, AccessLog::Off) {
             return;
@@ -45,10 +81,12 @@ impl AccessLog {
             return;
         };
         match self {
-            AccessLog::Stdout => {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
-            }
+            AccessLog::Queue { tx, dropped } => match tx.try_send(line) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            },
             AccessLog::Memory(lines) => {
                 if let Ok(mut lines) = lines.lock() {
                     lines.push(line);
@@ -56,6 +94,18 @@ impl AccessLog {
             }
             AccessLog::Off => {}
         }
+    }
+}
+
+/// The writer loop: batches what is queued, flushes when the queue is empty.
+fn write_lines(rx: &Receiver<String>, out: &mut impl Write) {
+    let mut buf = std::io::BufWriter::with_capacity(64 * 1024, out);
+    while let Ok(line) = rx.recv() {
+        let _ = writeln!(buf, "{line}");
+        while let Ok(more) = rx.try_recv() {
+            let _ = writeln!(buf, "{more}");
+        }
+        let _ = buf.flush();
     }
 }
 
@@ -87,5 +137,46 @@ mod tests {
         assert_eq!(v["status"], 200);
         assert!(v.get("sub").is_none());
         assert!(!lines[0].contains('\n'));
+    }
+
+    #[test]
+    fn writer_thread_writes_every_queued_line() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        for i in 0..3 {
+            tx.send(format!("{{\"n\":{i}}}")).unwrap();
+        }
+        drop(tx);
+        let mut out = Vec::new();
+        write_lines(&rx, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n"
+        );
+    }
+
+    #[test]
+    fn full_queue_drops_and_counts_instead_of_blocking() {
+        let (tx, _rx) = std::sync::mpsc::sync_channel(1);
+        let log = AccessLog::Queue {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        let record = AccessRecord {
+            ts_ms: 0,
+            request_id: "r",
+            method: "GET",
+            path: "/",
+            route: "-",
+            status: 200,
+            decision: "allow",
+            reason: "public",
+            sub: None,
+            upstream: None,
+            latency_ms: 0.0,
+        };
+        for _ in 0..5 {
+            log.write(&record);
+        }
+        assert_eq!(log.dropped(), 4);
     }
 }

@@ -43,6 +43,8 @@ pub fn answer(shared: &Shared, method: &str, path: &str) -> (StatusCode, &'stati
                     .with_label_values(&[up.name.as_str()])
                     .set(n);
             }
+            let dropped = i64::try_from(shared.access_log.dropped()).unwrap_or(i64::MAX);
+            shared.metrics.access_log_dropped.set(dropped);
             let extra = state.verifier.as_ref().and_then(|v| v.registry.as_ref());
             (
                 StatusCode::OK,

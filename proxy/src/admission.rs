@@ -27,11 +27,11 @@ pub(crate) enum Verdict {
 
 pub(crate) struct Admitted {
     pub(crate) route_index: usize,
-    pub(crate) route_name: String,
     pub(crate) upstream: Arc<Upstream>,
     pub(crate) reason: &'static str,
     pub(crate) identity: Option<Arc<Identity>>,
-    pub(crate) roles: Vec<String>,
+    /// Identity headers for the backend (empty without an identity).
+    pub(crate) identity_headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) rewritten_target: Option<String>,
     pub(crate) cors_response: Vec<(&'static str, String)>,
 }
@@ -99,17 +99,17 @@ pub(crate) async fn admit(
         .as_ref()
         .map(|c| cors::response_headers(c, origin))
         .unwrap_or_default();
-    let admitted =
-        |reason: &'static str, identity: Option<Arc<Identity>>, roles: Vec<String>| Admitted {
-            route_index: m.index,
-            route_name: route.name.clone(),
-            upstream: upstream.clone(),
-            reason,
-            identity,
-            roles,
-            rewritten_target: rewritten_target.clone(),
-            cors_response: cors_response.clone(),
-        };
+    let admitted = |reason: &'static str,
+                    identity: Option<Arc<Identity>>,
+                    identity_headers: Vec<(HeaderName, HeaderValue)>| Admitted {
+        route_index: m.index,
+        upstream: upstream.clone(),
+        reason,
+        identity,
+        identity_headers,
+        rewritten_target: rewritten_target.clone(),
+        cors_response: cors_response.clone(),
+    };
     if route.public {
         return Ok(Verdict::Forward(admitted("public", None, Vec::new())));
     }
@@ -122,8 +122,11 @@ pub(crate) async fn admit(
         // No token: only the guest roles can allow; otherwise authenticating is the way forward.
         let d = policy.decide(&m, method, &path, None);
         return if d.allowed {
-            let roles = d.roles.iter().map(|r| (*r).to_owned()).collect();
-            Ok(Verdict::Forward(admitted(d.reason.code(), None, roles)))
+            Ok(Verdict::Forward(admitted(
+                d.reason.code(),
+                None,
+                Vec::new(),
+            )))
         } else {
             Err(Denial::MissingToken)
         };
@@ -152,11 +155,12 @@ pub(crate) async fn admit(
     };
     let d = policy.decide(&m, method, &path, Some(&principal));
     if d.allowed {
-        let roles = d.roles.iter().map(|r| (*r).to_owned()).collect();
+        let headers = backend_identity_headers(state, route, &identity, &d.roles)
+            .map_err(|_| Denial::IdentityUnrepresentable)?;
         Ok(Verdict::Forward(admitted(
             d.reason.code(),
             Some(identity.clone()),
-            roles,
+            headers,
         )))
     } else {
         Err(reason_denial(d.reason, route))
@@ -218,16 +222,13 @@ pub fn path_error_code(e: &pol::PathError) -> &'static str {
     }
 }
 
-/// The identity headers for an admitted request (empty without an identity).
+/// The identity headers for an admitted request with a verified identity.
 pub(crate) fn backend_identity_headers(
     state: &GateState,
-    route: Option<&pol::Route>,
-    identity: Option<&Identity>,
-    roles: &[String],
+    route: &pol::Route,
+    id: &Identity,
+    roles: &[&str],
 ) -> Result<Vec<(HeaderName, HeaderValue)>, headers::HeaderError> {
-    let Some(id) = identity else {
-        return Ok(Vec::new());
-    };
     let view = IdentityView {
         issuer: &id.issuer,
         sub: &id.sub,
@@ -240,9 +241,7 @@ pub(crate) fn backend_identity_headers(
         claims: Some(&id.claims),
     };
     let mut out = headers::identity_headers(&view, &state.identity_names)?;
-    if let Some(route) = route {
-        out.extend(headers::route_claim_headers(&route.headers, &id.claims)?);
-    }
+    out.extend(headers::route_claim_headers(&route.headers, &id.claims)?);
     Ok(out)
 }
 

@@ -171,7 +171,7 @@ pub fn run() -> Result<std::convert::Infallible, DemoError> {
     let prepared = crate::prepare(
         &cfg,
         StartOptions {
-            access_log: AccessLog::Stdout,
+            access_log: AccessLog::stdout(),
             ..StartOptions::default()
         },
     )?;

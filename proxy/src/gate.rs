@@ -27,7 +27,7 @@ use pingora::{Error, ErrorSource, ErrorType};
 use poolgate_authorizer::Identity;
 
 use crate::access_log::AccessRecord;
-use crate::admission::{Verdict, admit, backend_identity_headers};
+use crate::admission::{Verdict, admit};
 use crate::config::HashKey;
 use crate::headers;
 use crate::respond::{self, Denial};
@@ -205,22 +205,15 @@ impl ProxyHttp for Gate {
         ctx.route_name = matched.and_then(|i| state.route(i)).map(|r| r.name.clone());
         let denial = match verdict {
             Ok(Verdict::Forward(a)) => {
-                let route = state.route(a.route_index);
-                match backend_identity_headers(&state, route, a.identity.as_deref(), &a.roles) {
-                    Ok(h) => {
-                        ctx.identity_headers = h;
-                        ctx.route_index = Some(a.route_index);
-                        ctx.route_name = Some(a.route_name);
-                        ctx.upstream = Some(a.upstream);
-                        ctx.identity = a.identity;
-                        ctx.rewritten_target = a.rewritten_target;
-                        ctx.cors_response = a.cors_response;
-                        ctx.decision = "allow";
-                        ctx.reason = Cow::Borrowed(a.reason);
-                        return Ok(false);
-                    }
-                    Err(_) => Denial::IdentityUnrepresentable,
-                }
+                ctx.identity_headers = a.identity_headers;
+                ctx.route_index = Some(a.route_index);
+                ctx.upstream = Some(a.upstream);
+                ctx.identity = a.identity;
+                ctx.rewritten_target = a.rewritten_target;
+                ctx.cors_response = a.cors_response;
+                ctx.decision = "allow";
+                ctx.reason = Cow::Borrowed(a.reason);
+                return Ok(false);
             }
             Ok(Verdict::Preflight { route, answer }) => {
                 ctx.route_name = Some(route);

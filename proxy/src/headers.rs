@@ -28,7 +28,7 @@ pub struct IdentityView<'a> {
     pub sub: &'a str,
     pub username: Option<&'a str>,
     pub groups: &'a [String],
-    pub roles: &'a [String],
+    pub roles: &'a [&'a str],
     pub scopes: &'a [String],
     pub client_id: Option<&'a str>,
     pub token_use: &'a str,
@@ -116,9 +116,9 @@ pub fn identity_headers(
     if let Some(username) = id.username {
         push(&mut out, &names.username, username)?;
     }
-    push(&mut out, &names.groups, &json_array(id.groups))?;
-    push(&mut out, &names.roles, &json_array(id.roles))?;
-    push(&mut out, &names.scopes, &json_array(id.scopes))?;
+    push_owned(&mut out, &names.groups, json_array(id.groups))?;
+    push_owned(&mut out, &names.roles, json_array(id.roles))?;
+    push_owned(&mut out, &names.scopes, json_array(id.scopes))?;
     if let Some(client_id) = id.client_id {
         push(&mut out, &names.client_id, client_id)?;
     }
@@ -160,7 +160,7 @@ pub fn route_claim_headers(
     Ok(out)
 }
 
-fn json_array(items: &[String]) -> String {
+fn json_array<S: serde::Serialize>(items: &[S]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
 
@@ -176,13 +176,32 @@ fn push(
     Ok(())
 }
 
+/// As [`push`], taking the text's buffer instead of copying it.
+fn push_owned(
+    out: &mut Vec<(HeaderName, HeaderValue)>,
+    name: &HeaderName,
+    value: String,
+) -> Result<(), HeaderError> {
+    let refused = || HeaderError {
+        header: name.as_str().to_owned(),
+    };
+    if !is_header_text(&value) {
+        return Err(refused());
+    }
+    let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).map_err(|_| refused())?;
+    out.push((name.clone(), value));
+    Ok(())
+}
+
+fn is_header_text(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b == b'\t' || (0x20..=0x7e).contains(&b))
+}
+
 /// A header value from text, or `None` if any byte is outside visible ASCII, space and tab
 /// (control characters, line breaks and non-ASCII are refused, never stripped).
 pub fn header_value(text: &str) -> Option<HeaderValue> {
-    let clean = text
-        .bytes()
-        .all(|b| b == b'\t' || (0x20..=0x7e).contains(&b));
-    if clean {
+    if is_header_text(text) {
         HeaderValue::from_str(text).ok()
     } else {
         None

@@ -175,6 +175,7 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
             .unwrap_or_default()
     );
     let opts = StartOptions {
+        access_log: AccessLog::stdout(),
         reload_from: Some(path.to_path_buf()),
         ..StartOptions::default()
     };
@@ -276,7 +277,7 @@ fn passthrough(
         access_log: if no_log {
             AccessLog::Off
         } else {
-            AccessLog::Stdout
+            AccessLog::stdout()
         },
         ..StartOptions::default()
     };

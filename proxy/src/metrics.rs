@@ -22,6 +22,8 @@ pub struct Metrics {
     pub config_loaded: IntGauge,
     /// `poolgate_upstream_healthy_targets{upstream}`, refreshed at each scrape
     pub upstream_healthy: IntGaugeVec,
+    /// `poolgate_access_log_dropped_lines`, refreshed at each scrape
+    pub access_log_dropped: IntGauge,
     /// `poolgate_build_info{version}` = 1
     pub build_info: IntGaugeVec,
 }
@@ -74,6 +76,10 @@ impl Metrics {
             ),
             &["upstream"],
         )?;
+        let access_log_dropped = IntGauge::new(
+            "poolgate_access_log_dropped_lines",
+            "Access-log lines dropped because the writer could not keep up (since start)",
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("poolgate_build_info", "Build information; always 1"),
             &["version"],
@@ -84,6 +90,7 @@ impl Metrics {
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(config_loaded.clone()))?;
         registry.register(Box::new(upstream_healthy.clone()))?;
+        registry.register(Box::new(access_log_dropped.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -96,6 +103,7 @@ impl Metrics {
             reloads,
             config_loaded,
             upstream_healthy,
+            access_log_dropped,
             build_info,
         })
     }

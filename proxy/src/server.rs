@@ -26,6 +26,8 @@ pub enum ServerError {
     NoListeners,
     #[error("TLS listener {address}: {detail}")]
     Tls { address: String, detail: String },
+    #[error("cannot listen on {address}: {detail}")]
+    Bind { address: String, detail: String },
 }
 
 /// Installs aws-lc-rs as rustls's process-wide provider. pingora installs ring when none is
@@ -58,6 +60,18 @@ pub fn build(
     if cfg.listeners.is_empty() {
         return Err(ServerError::NoListeners);
     }
+    if !cfg.server.upgrade {
+        // pingora retries a busy address for 30 s and then panics in its worker while the
+        // process (and /readyz) stay up: find out now and refuse to start instead. During a
+        // graceful upgrade the old process holds the sockets, so there is nothing to check.
+        let addrs = cfg.listeners.iter().map(|l| l.address).chain(cfg.admin);
+        for address in addrs {
+            std::net::TcpListener::bind(address).map_err(|e| ServerError::Bind {
+                address: address.to_string(),
+                detail: e.to_string(),
+            })?;
+        }
+    }
     let opt = Opt {
         upgrade: cfg.server.upgrade,
         ..Opt::default()
@@ -87,6 +101,9 @@ pub fn build(
                     .key
                     .to_str()
                     .ok_or_else(|| tls_err("key path is not UTF-8".into()))?;
+                // pingora loads the files again in its worker and panics there on a bad pair:
+                // check them here so a bad file is a start-up error.
+                check_cert_pair(cert, key).map_err(tls_err)?;
                 let mut settings =
                     TlsSettings::intermediate(cert, key).map_err(|e| tls_err(e.to_string()))?;
                 settings.enable_h2();
@@ -115,6 +132,25 @@ pub fn build(
         HealthChecks { shared },
     ));
     Ok(server)
+}
+
+/// Loads a PEM certificate chain and private key and checks that they belong together.
+fn check_cert_pair(cert: &str, key: &str) -> Result<(), String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("certificate `{cert}`: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("certificate `{cert}`: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("certificate `{cert}`: no certificate in the file"));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("key `{key}`: {e}"))?;
+    rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map(|_| ())
+        .map_err(|e| format!("certificate `{cert}` and key `{key}`: {e}"))
 }
 
 /// Runs every due health check of the current configuration's pools, so pools swapped in

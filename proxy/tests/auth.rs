@@ -570,3 +570,62 @@ async fn unknown_kid_is_refused_and_rotated_keys_are_picked_up() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(e.be.count(), 1);
 }
+
+#[tokio::test]
+async fn reload_with_changed_issuer_swaps_the_authorizer() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let be = EchoBackend::start("app");
+    let dir = std::env::temp_dir().join(format!("poolgate-auth-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("policy.yaml");
+    std::fs::write(&path, policy(&issuer, &be)).unwrap();
+    let cfg = poolgate_proxy::convert::proxy_config(std::sync::Arc::new(
+        poolgate_policies::load(&path).unwrap(),
+    ));
+    let opts = poolgate_proxy::StartOptions {
+        reload_from: Some(path.clone()),
+        reload_poll: Some(Duration::from_secs(3600)), // reloads are triggered by hand below
+        ..poolgate_proxy::StartOptions::default()
+    };
+    let proxy = Proxy::start_with(cfg, opts);
+    wait_ready(&proxy).await;
+    let auth = bearer(&issuer.mint_access("alice", &["readers"], &[]));
+    assert_eq!(
+        get(proxy.addr, "/orders/1", &[("authorization", &auth)])
+            .await
+            .status,
+        200
+    );
+    let before = proxy.shared.state.load_full();
+
+    // same issuers, other routes: the authorizer (keys, cache) is kept
+    std::fs::write(
+        &path,
+        policy(&issuer, &be).replace("/reports/**", "/reports2/**"),
+    )
+    .unwrap();
+    poolgate_proxy::reload::reload(&proxy.shared, &path).unwrap();
+    let kept = proxy.shared.state.load_full();
+    assert!(std::sync::Arc::ptr_eq(
+        before.token_verifier().unwrap(),
+        kept.token_verifier().unwrap()
+    ));
+
+    // another app client: a new authorizer, started by the reload; the old token's client is refused
+    std::fs::write(
+        &path,
+        policy(&issuer, &be).replace(&issuer.client_id, "another-client"),
+    )
+    .unwrap();
+    poolgate_proxy::reload::reload(&proxy.shared, &path).unwrap();
+    let swapped = proxy.shared.state.load_full();
+    assert!(!std::sync::Arc::ptr_eq(
+        before.token_verifier().unwrap(),
+        swapped.token_verifier().unwrap()
+    ));
+    wait_ready(&proxy).await;
+    let r = get(proxy.addr, "/orders/1", &[("authorization", &auth)]).await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.json()["reason"], "wrong_audience");
+    let _ = std::fs::remove_dir_all(&dir);
+}

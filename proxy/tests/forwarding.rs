@@ -248,3 +248,17 @@ async fn ten_mib_response_arrives_intact() {
         r.header("x-response-sha256")
     );
 }
+
+#[test]
+fn busy_listen_address_is_a_start_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut cfg = simple_config(vec!["127.0.0.1:9".into()]);
+    cfg.listeners = vec![poolgate_proxy::config::ListenerSpec {
+        address: taken.local_addr().unwrap(),
+        tls: None,
+    }];
+    let err = poolgate_proxy::prepare(&cfg, poolgate_proxy::StartOptions::default())
+        .err()
+        .expect("a busy address must refuse to start");
+    assert!(err.to_string().contains("cannot listen on"), "{err}");
+}

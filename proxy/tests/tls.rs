@@ -33,7 +33,9 @@ fn openssl(args: &[&str], dir: &std::path::Path) {
 
 /// A test CA and a localhost / 127.0.0.1 certificate it signed: (ca, cert, key) PEM files.
 fn certificates() -> (PathBuf, PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("poolgate-tls-{}", std::process::id()));
+    static SERIAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("poolgate-tls-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     openssl(
         &[
@@ -160,4 +162,28 @@ async fn upstream_tls_sends_sni() {
     assert_eq!(r.header("x-backend"), Some("tls-backend"));
     assert_eq!(be.sni_seen(), vec!["localhost".to_owned()]);
     assert_eq!(be.requests()[0].path, "/over-tls");
+}
+
+#[test]
+fn mismatched_certificate_and_key_fail_at_start_not_in_a_worker() {
+    let (_, cert, _) = certificates();
+    let (_, _, other_key) = certificates();
+    let mut cfg = simple_config(vec!["127.0.0.1:9".into()]);
+    cfg.listeners = vec![poolgate_proxy::config::ListenerSpec {
+        address: support::harness::free_port(),
+        tls: Some(poolgate_proxy::config::TlsFiles {
+            cert: cert.clone(),
+            key: other_key,
+        }),
+    }];
+    let err = poolgate_proxy::prepare(&cfg, poolgate_proxy::StartOptions::default())
+        .err()
+        .expect("must refuse");
+    assert!(err.to_string().contains("TLS listener"), "{err}");
+    let missing = poolgate_proxy::config::TlsFiles {
+        cert: cert.with_file_name("nope.pem"),
+        key: cert,
+    };
+    cfg.listeners[0].tls = Some(missing);
+    assert!(poolgate_proxy::prepare(&cfg, poolgate_proxy::StartOptions::default()).is_err());
 }

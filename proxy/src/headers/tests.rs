@@ -45,7 +45,7 @@ fn view<'a>(
         sub: "1b2c-uuid",
         username: Some("alice"),
         groups,
-        roles: groups,
+        roles: &["reader", "owner"],
         scopes: &[],
         client_id: Some("client1"),
         token_use: "access",
@@ -72,6 +72,10 @@ fn identity_headers_keep_arrays_intact() {
         Some(r#"["admins","read ers"]"#)
     );
     assert_eq!(get("x-auth-scopes").as_deref(), Some("[]"));
+    assert_eq!(
+        get("x-auth-roles").as_deref(),
+        Some(r#"["reader","owner"]"#)
+    );
     assert_eq!(get("x-auth-client-id").as_deref(), Some("client1"));
     assert_eq!(get("x-auth-token-use").as_deref(), Some("access"));
     assert_eq!(get("x-auth-issuer").as_deref(), Some("shop"));
