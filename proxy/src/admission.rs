@@ -32,7 +32,7 @@ pub(crate) struct Admitted {
     pub(crate) identity: Option<Arc<Identity>>,
     /// Identity headers for the backend (empty without an identity).
     pub(crate) identity_headers: Vec<(HeaderName, HeaderValue)>,
-    pub(crate) rewritten_target: Option<String>,
+    pub(crate) rewritten_target: Option<http::Uri>,
     pub(crate) cors_response: Vec<(&'static str, String)>,
 }
 
@@ -47,10 +47,25 @@ pub(crate) async fn admit(
     if headers::request_head_size(req) > state.max_request_header_bytes {
         return Err(Denial::HeaderTooLarge);
     }
-    let raw_path = req.uri.path();
+    // Judge the bytes that would be sent upstream, not pingora's parsed `Uri`: a target that is
+    // not origin-form (`GET admin/users`) parses as `/` but would be forwarded verbatim.
+    let raw_target = std::str::from_utf8(req.raw_path()).map_err(|_| Denial::BadPath {
+        reason: "path_not_utf8".to_owned(),
+    })?;
+    let absolute_form = req.uri.scheme().is_some() || req.uri.authority().is_some();
+    let (raw_path, query) = if absolute_form {
+        (req.uri.path(), req.uri.query())
+    } else {
+        pol::split_query(raw_target)
+    };
     let path = pol::normalize_path(raw_path).map_err(|e| Denial::BadPath {
         reason: path_error_code(&e).to_owned(),
     })?;
+    if !is_canonical_method(req.method.as_str()) {
+        return Err(Denial::BadRequest {
+            reason: "method_case",
+        });
+    }
     let host = req
         .headers
         .get(http::header::HOST)
@@ -61,11 +76,20 @@ pub(crate) async fn admit(
     let preflight_method = (req.method == http::Method::OPTIONS)
         .then(|| header_str("access-control-request-method"))
         .flatten();
-    let method = preflight_method.unwrap_or(req.method.as_str());
     let policy = &state.policy;
-    let m = policy
-        .match_route(host, method, &path)
-        .ok_or(Denial::NoRoute)?;
+    // A preflight is matched as the request it announces, but only a route with CORS settings
+    // answers it at the edge; anywhere else the OPTIONS request is judged as what it is.
+    let announced = preflight_method
+        .and_then(|acrm| policy.match_route(host, acrm, &path).map(|m| (acrm, m)))
+        .filter(|(_, m)| m.route.cors.is_some());
+    let preflight_method = announced.as_ref().map(|(acrm, _)| *acrm);
+    let method = preflight_method.unwrap_or(req.method.as_str());
+    let m = match announced {
+        Some((_, m)) => m,
+        None => policy
+            .match_route(host, method, &path)
+            .ok_or(Denial::NoRoute)?,
+    };
     let route = m.route;
     *matched = Some(m.index);
     let origin = header_str("origin");
@@ -90,10 +114,7 @@ pub(crate) async fn admit(
         .get(&route.upstream)
         .cloned()
         .ok_or(Denial::NoHealthyUpstream)?;
-    let rewritten_target = (path != raw_path).then(|| match req.uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    });
+    let rewritten_target = forward_target(raw_target, absolute_form, &path, query)?;
     let cors_response = route
         .cors
         .as_ref()
@@ -113,11 +134,18 @@ pub(crate) async fn admit(
     if route.public {
         return Ok(Verdict::Forward(admitted("public", None, Vec::new())));
     }
-    let token = headers::bearer_token(
-        req.headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes()),
-    );
+    let mut authorization = req.headers.get_all(http::header::AUTHORIZATION).iter();
+    let (first, second) = (authorization.next(), authorization.next());
+    if second.is_some() {
+        return Err(unusable_credentials("more than one Authorization header"));
+    }
+    let token = match first {
+        None => None,
+        // A credential that is present but unusable is refused: it never falls back to guest.
+        Some(v) => Some(headers::bearer_token(Some(v.as_bytes())).ok_or_else(|| {
+            unusable_credentials("the Authorization header is not a Bearer token")
+        })?),
+    };
     let Some(token) = token else {
         // No token: only the guest roles can allow; otherwise authenticating is the way forward.
         let d = policy.decide(&m, method, &path, None);
@@ -165,6 +193,55 @@ pub(crate) async fn admit(
     } else {
         Err(reason_denial(d.reason, route))
     }
+}
+
+fn unusable_credentials(description: &str) -> Denial {
+    Denial::InvalidToken {
+        code: "invalid_request".to_owned(),
+        description: description.to_owned(),
+    }
+}
+
+/// The request target the backend receives: `None` keeps the client's, which is then exactly the
+/// normalised origin-form path and query that were judged. Anything else (a rewritten path, an
+/// absolute-form target) is rebuilt as origin-form from what was judged.
+fn forward_target(
+    raw_target: &str,
+    absolute_form: bool,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Option<http::Uri>, Denial> {
+    let unchanged = match query {
+        Some(q) => {
+            raw_target
+                .strip_prefix(path)
+                .and_then(|r| r.strip_prefix('?'))
+                == Some(q)
+        }
+        None => raw_target == path,
+    };
+    if unchanged && !absolute_form {
+        return Ok(None);
+    }
+    let target = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    // Fail closed: a target that cannot be rebuilt is refused, never forwarded as sent.
+    target.parse().map(Some).map_err(|_| Denial::BadPath {
+        reason: "invalid_target".to_owned(),
+    })
+}
+
+/// Methods are case-sensitive, but many backends upper-case them: `delete` would slip past a
+/// `DELETE` deny statement and then run as one. A known method in any other casing is refused.
+fn is_canonical_method(method: &str) -> bool {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    !KNOWN
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(method) && *k != method)
 }
 
 /// A verification failure as the client's answer.

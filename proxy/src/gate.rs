@@ -51,8 +51,8 @@ pub struct RequestCtx {
     identity: Option<Arc<Identity>>,
     /// Identity headers for the backend, computed before any upstream is contacted.
     identity_headers: Vec<(HeaderName, HeaderValue)>,
-    /// The normalised path (with the original query) when it differs from what was sent.
-    rewritten_target: Option<String>,
+    /// The normalised origin-form target (with the original query) when it differs from what was sent.
+    rewritten_target: Option<http::Uri>,
     /// `Access-Control-Allow-Origin` (and friends) for the answer of a CORS request.
     cors_response: Vec<(&'static str, String)>,
     /// Targets already picked for this request (a retry goes elsewhere).
@@ -305,20 +305,14 @@ impl ProxyHttp for Gate {
                 "no state for request",
             ));
         };
-        headers::strip_identity_headers(upstream_request, &state.identity.prefix);
         let route = ctx.route_index.and_then(|i| state.route(i));
-        if let Some(route) = route {
-            for (name, _) in &route.headers {
-                upstream_request.remove_header(name.as_str());
-            }
-            if !route.forward_token {
-                upstream_request.remove_header(&http::header::AUTHORIZATION);
-            }
+        let claim_headers = route.map_or(&[][..], |r| r.headers.as_slice());
+        headers::strip_identity_headers(upstream_request, &state.identity.prefix, claim_headers);
+        if route.is_some_and(|r| !r.forward_token) {
+            upstream_request.remove_header(&http::header::AUTHORIZATION);
         }
         headers::apply_headers(upstream_request, std::mem::take(&mut ctx.identity_headers));
-        if let Some(target) = ctx.rewritten_target.as_deref()
-            && let Ok(uri) = target.parse::<http::Uri>()
-        {
+        if let Some(uri) = ctx.rewritten_target.take() {
             upstream_request.set_uri(uri);
         }
         headers::set_forwarded(

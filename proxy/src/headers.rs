@@ -43,17 +43,53 @@ pub struct HeaderError {
     pub header: String,
 }
 
-/// Removes every header named `prefix…` or `prefix_with_underscores…` (case-insensitive),
-/// so a client cannot pose as a verified identity. Returns how many names were removed.
-pub fn strip_identity_headers(req: &mut RequestHeader, prefix: &str) -> usize {
-    let dashed = prefix.to_ascii_lowercase();
-    let underscored = dashed.replace('-', "_");
+/// Header names equal once `_` is read as `-` (names are lowercase in `http`): many backends
+/// (CGI, WSGI, Rack, PHP) map both to `HTTP_X_AUTH_SUB`, so either spelling is the same header.
+fn folded_starts_with(name: &str, prefix: &str) -> bool {
+    name.len() >= prefix.len()
+        && name
+            .bytes()
+            .zip(prefix.bytes())
+            .all(|(a, b)| fold(a) == fold(b.to_ascii_lowercase()))
+}
+
+fn fold(b: u8) -> u8 {
+    if b == b'_' { b'-' } else { b }
+}
+
+/// Client headers that some backends or frameworks treat as overriding the path, the method or
+/// the client's origin: the policy judged none of them, so none is forwarded.
+const OVERRIDE_HEADERS: [&str; 10] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-prefix",
+    "x-forwarded-port",
+    "x-forwarded-server",
+];
+
+/// Removes every header named `prefix…` in any mix of `-` and `_` (case-insensitive), the
+/// route's claim headers (`(header, claim)` pairs) under the same folding, and the
+/// path/method/origin override headers, so a client can neither pose as a verified identity nor
+/// redirect what was judged. Returns how many names were removed.
+pub fn strip_identity_headers(
+    req: &mut RequestHeader,
+    prefix: &str,
+    claim_headers: &[(String, String)],
+) -> usize {
     let doomed: Vec<HeaderName> = req
         .headers
         .keys()
         .filter(|name| {
             let n = name.as_str(); // http::HeaderName is always lowercase
-            n.starts_with(&dashed) || n.starts_with(&underscored)
+            let same = |other: &str| other.len() == n.len() && folded_starts_with(n, other);
+            folded_starts_with(n, prefix)
+                || claim_headers.iter().any(|(h, _)| same(h))
+                || OVERRIDE_HEADERS.iter().any(|o| same(o))
         })
         .cloned()
         .collect();

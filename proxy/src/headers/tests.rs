@@ -24,16 +24,31 @@ fn strips_prefixed_headers_in_every_spelling() {
         ("x-authx", "kept: no dash after prefix"),
         ("x-other", "kept"),
     ]);
-    let removed = strip_identity_headers(&mut r, "X-Auth-");
-    assert_eq!(removed, 3);
-    assert_eq!(names(&r), vec!["x-authx", "x-other", "x_auth-mixed"]);
+    let removed = strip_identity_headers(&mut r, "X-Auth-", &[]);
+    assert_eq!(removed, 4);
+    assert_eq!(names(&r), vec!["x-authx", "x-other"]);
 }
 
 #[test]
 fn underscored_prefix_variant_is_stripped() {
     let mut r = req(&[("x_auth_sub", "mallory"), ("x_auth_sub", "again")]);
-    assert_eq!(strip_identity_headers(&mut r, "x-auth-"), 1);
+    assert_eq!(strip_identity_headers(&mut r, "x-auth-", &[]), 1);
     assert!(r.headers.is_empty());
+}
+
+#[test]
+fn claim_headers_and_override_headers_are_stripped_in_every_spelling() {
+    let mut r = req(&[
+        ("X_Tenant_Id", "other-tenant"),
+        ("x-tenant-id", "other-tenant"),
+        ("X-Original-URL", "/admin"),
+        ("x_http_method_override", "DELETE"),
+        ("Forwarded", "for=1.2.3.4"),
+        ("x-tenant-idx", "kept"),
+    ]);
+    let claim_headers = vec![("X-Tenant-Id".to_owned(), "custom:tenant".to_owned())];
+    assert_eq!(strip_identity_headers(&mut r, "x-auth-", &claim_headers), 5);
+    assert_eq!(names(&r), vec!["x-tenant-idx"]);
 }
 
 fn view<'a>(

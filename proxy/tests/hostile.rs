@@ -1,0 +1,144 @@
+//! Requests crafted to make the policy judge one thing while the backend receives another:
+//! each must be refused before any byte reaches the backend.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use support::backend::EchoBackend;
+use support::client::get;
+use support::harness::{Proxy, policy_config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Guests may read everything but `/admin/**`; nothing else is allowed.
+fn guest_policy(backend: &str) -> String {
+    format!(
+        r#"version: 1
+issuers:
+  test:
+    issuer: "http://127.0.0.1:1/pool"
+    jwks_url: "http://127.0.0.1:1/pool/.well-known/jwks.json"
+upstreams:
+  app:
+    targets: ["{backend}"]
+roles:
+  visitor:
+    allow: [ {{ methods: [GET, HEAD], paths: ["/**"] }} ]
+    deny: [ {{ methods: ["*"], paths: ["/admin/**"] }} ]
+  everything:
+    allow: [ {{ methods: ["*"], paths: ["/open/**"] }} ]
+    deny: [ {{ methods: [DELETE], paths: ["/open/**"] }} ]
+role_mapping:
+  guest: [visitor, everything]
+routes:
+  - name: all
+    match: {{ path: "/**" }}
+    upstream: app
+"#
+    )
+}
+
+/// Writes `head` on a fresh connection and returns the whole answer as text.
+async fn raw_answer(addr: SocketAddr, head: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The status code of the answer to `head`.
+async fn raw_status(addr: SocketAddr, head: &str) -> u16 {
+    let text = raw_answer(addr, head).await;
+    let status = text.split(' ').nth(1).unwrap_or("0");
+    status.parse().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn guest_baseline_allows_reads_and_denies_admin() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(policy_config(&guest_policy(&be.target())));
+    assert_eq!(get(proxy.addr, "/x", &[]).await.status, 200);
+    // Guests cannot: authenticating is the way forward.
+    assert_eq!(get(proxy.addr, "/admin/users", &[]).await.status, 401);
+    assert_eq!(be.count(), 1);
+}
+
+#[tokio::test]
+async fn target_that_is_not_origin_form_is_refused() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(policy_config(&guest_policy(&be.target())));
+    // pingora parses this target as `/`, but would forward the bytes `admin/users` verbatim.
+    let answer = raw_answer(
+        proxy.addr,
+        "GET admin/users HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // poolgate's own refusal, not the backend's.
+    assert!(answer.contains("path_not_origin_form"), "{answer}");
+    assert_eq!(be.count(), 0, "nothing may reach the backend");
+}
+
+#[tokio::test]
+async fn known_method_in_another_case_is_refused() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(policy_config(&guest_policy(&be.target())));
+    // `delete` would match `*` but not the `DELETE` deny, and many backends upper-case it.
+    let status = raw_status(
+        proxy.addr,
+        "delete /open/1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 400);
+    let status = raw_status(
+        proxy.addr,
+        "DELETE /open/1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 401, "guests may not DELETE");
+    assert_eq!(be.count(), 0);
+}
+
+#[tokio::test]
+async fn unusable_credentials_never_fall_back_to_guest() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(policy_config(&guest_policy(&be.target())));
+    for value in ["Basic Zm9vOmJhcg==", "Bearer", "Bearer ", "token abc"] {
+        let r = get(proxy.addr, "/x", &[("authorization", value)]).await;
+        assert_eq!(r.status, 401, "{value}");
+        let www = r.header("www-authenticate").unwrap_or_default().to_owned();
+        assert!(www.starts_with("Bearer"), "{www}");
+        assert_eq!(r.json()["reason"], "invalid_request", "{value}");
+    }
+    let status = raw_status(
+        proxy.addr,
+        "GET /x HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer a.b.c\r\n\
+         Authorization: Bearer d.e.f\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(be.count(), 0);
+}
+
+#[tokio::test]
+async fn options_on_a_route_without_cors_is_judged_as_options() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(policy_config(&guest_policy(&be.target())));
+    // Guests may GET `/x` but not send OPTIONS: announcing a GET must not lend its permission.
+    let status = raw_status(
+        proxy.addr,
+        "OPTIONS /x HTTP/1.1\r\nHost: localhost\r\nOrigin: https://app.example\r\n\
+         Access-Control-Request-Method: GET\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 401, "guests may not send OPTIONS");
+    assert_eq!(be.count(), 0);
+}
