@@ -328,17 +328,21 @@ impl Ctx<'_> {
             During::Rotate => {
                 let key = self.sets.rotation_key.clone()?;
                 let old = self.issuer.access_key();
-                tokio::time::sleep(spec.duration / 3).await;
+                // Late enough that poolgate's start-up fetch is over a `min_refetch_interval`
+                // (1 s) ago even in a 2 s smoke run: the new kid must trigger a refetch.
+                let publish = (spec.duration / 3).max(Duration::from_millis(1200));
+                let unpublish = spec.duration.saturating_sub(publish) / 2;
+                tokio::time::sleep(publish).await;
                 self.issuer.add_key(key.clone());
                 workload.replace(self.sets.rotated.clone());
-                tokio::time::sleep(spec.duration / 3).await;
+                tokio::time::sleep(unpublish).await;
                 self.issuer.remove_key(&old.kid);
                 Some(format!(
                     "new key `{}` published and used from {:.1} s (poolgate first sees its kid on a request: unknown-kid refetch), old key `{}` unpublished at {:.1} s",
                     key.kid,
-                    spec.duration.as_secs_f64() / 3.0,
+                    publish.as_secs_f64(),
                     old.kid,
-                    spec.duration.as_secs_f64() * 2.0 / 3.0
+                    (publish + unpublish).as_secs_f64()
                 ))
             }
             During::Reload => None,
