@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
-use poolgate_authorizer::{AuthError, Identity, Requirement};
+use poolgate_authorizer::{AuthError, Identity};
 use poolgate_policies as pol;
 
 use crate::cors;
@@ -165,13 +165,15 @@ pub(crate) async fn admit(
             description: "no token issuer is configured".to_owned(),
         });
     };
+    // Built with the routes; should the two ever disagree, refuse rather than accept any token.
     let requirement = state
         .requirements
         .get(m.index)
-        .cloned()
-        .unwrap_or_else(Requirement::any);
+        .ok_or_else(|| Denial::Forbidden {
+            reason: "route_requirement_missing".to_owned(),
+        })?;
     let identity = verifier
-        .verify(token, &requirement)
+        .verify(token, requirement)
         .await
         .map_err(auth_denial)?;
     let principal = pol::Principal {
