@@ -224,18 +224,29 @@ impl Statement {
             && self.paths.iter().any(|p| self.path_covers(p, path, claims))
     }
 
+    /// Allow statements match exactly. Deny statements also match a trailing slash and any
+    /// ASCII letter case, because many backends route `/Orders/5/` as `/orders/5`: a deny must
+    /// cover every spelling such a backend would serve (failing closed), an allow only its own.
     fn path_covers(
         &self,
         pattern: &PathPattern,
         path: &str,
         claims: Option<&serde_json::Map<String, Value>>,
     ) -> bool {
+        let deny = self.effect == Effect::Deny;
+        let same = |want: &str, got: &str| {
+            if deny {
+                want.eq_ignore_ascii_case(got)
+            } else {
+                want == got
+            }
+        };
         let mut req = request_segments(path);
         for seg in &pattern.segs {
             match seg {
                 Seg::Rest => return true,
                 Seg::Lit(l) => {
-                    if req.next() != Some(l.as_str()) {
+                    if !req.next().is_some_and(|actual| same(l, actual)) {
                         return false;
                     }
                 }
@@ -250,17 +261,21 @@ impl Statement {
                     };
                     match claim_segment(claims, name) {
                         Some(v) => {
-                            if v != actual {
+                            if !same(&v, actual) {
                                 return false;
                             }
                         }
-                        None if self.effect == Effect::Deny => {}
+                        None if deny => {}
                         None => return false,
                     }
                 }
             }
         }
-        req.next().is_none()
+        match req.next() {
+            None => true,
+            Some("") if deny => req.next().is_none(),
+            Some(_) => false,
+        }
     }
 }
 
@@ -307,6 +322,26 @@ mod tests {
             methods: MethodSet::ANY,
             paths: vec![crate::pattern::parse_path(path).unwrap()],
         }
+    }
+
+    #[test]
+    fn deny_covers_trailing_slash_and_letter_case_allow_does_not() {
+        let deny = statement(Effect::Deny, "/orders/{sub}");
+        let allow = statement(Effect::Allow, "/orders/{sub}");
+        let c = claims(json!({"sub": "abc"}));
+        for path in ["/orders/abc", "/orders/abc/", "/Orders/abc", "/ORDERS/ABC/"] {
+            assert!(deny.covers("DELETE", path, Some(&c)), "{path}");
+        }
+        assert!(allow.covers("GET", "/orders/abc", Some(&c)));
+        for path in [
+            "/orders/abc/",
+            "/Orders/abc",
+            "/orders/abc/x",
+            "/orders/abc//",
+        ] {
+            assert!(!allow.covers("GET", path, Some(&c)), "{path}");
+        }
+        assert!(!deny.covers("DELETE", "/orders/abc/x", Some(&c)));
     }
 
     #[test]
