@@ -20,10 +20,7 @@ cd "$WORK"
 
 listen="$(free_port)"
 admin="$(free_port)"
-E2E_LISTEN_PORT="$listen" E2E_ADMIN_PORT="$admin" E2E_BACKEND_PORT=9 E2E_ISSUER=https://issuer.invalid/pool \
-  E2E_JWKS_URL=http://127.0.0.1:9/jwks.json E2E_CLIENT_ID=e2e \
-  python3 -c 'import os, string, sys; print(string.Template(open(sys.argv[1]).read()).substitute(os.environ))' \
-  "$E2E_DIR/policy.yaml.tmpl" >v1.yaml
+render_offline_policy v1.yaml "$listen" "$admin"
 sed 's|match: { path: /read/\*\* }|match: { path: /reading/** }|' v1.yaml >v2.yaml
 cmp -s v1.yaml v2.yaml && die "could not derive the second policy from the template"
 

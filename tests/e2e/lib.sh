@@ -96,3 +96,12 @@ stop_all() {
   for pid in "${E2E_PIDS[@]}"; do stop_pid "$pid" || true; done
   E2E_PIDS=()
 }
+
+# Writes to $1 the e2e policy with an issuer that is never reachable, listening on $2 (proxy) and
+# $3 (admin): for tests of connection handling and reload, which need no identity provider.
+render_offline_policy() {
+  E2E_LISTEN_PORT="$2" E2E_ADMIN_PORT="$3" E2E_BACKEND_PORT=9 E2E_ISSUER=https://issuer.invalid/pool \
+    E2E_JWKS_URL=http://127.0.0.1:9/jwks.json E2E_CLIENT_ID=e2e \
+    python3 -c 'import os, string, sys; print(string.Template(open(sys.argv[1]).read()).substitute(os.environ))' \
+    "$E2E_DIR/policy.yaml.tmpl" >"$1"
+}

@@ -21,10 +21,7 @@ cd "$WORK"
 listen="$(free_port)"
 admin="$(free_port)"
 # The issuer is never reachable: only connection continuity is under test here.
-E2E_LISTEN_PORT="$listen" E2E_ADMIN_PORT="$admin" E2E_BACKEND_PORT=9 E2E_ISSUER=https://issuer.invalid/pool \
-  E2E_JWKS_URL=http://127.0.0.1:9/jwks.json E2E_CLIENT_ID=e2e \
-  python3 -c 'import os, string, sys; print(string.Template(open(sys.argv[1]).read()).substitute(os.environ))' \
-  "$E2E_DIR/policy.yaml.tmpl" >policy.yaml
+render_offline_policy policy.yaml "$listen" "$admin"
 
 "$POOLGATE_BIN" run -c policy.yaml >old.log 2>&1 &
 old=$!
