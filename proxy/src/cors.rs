@@ -79,7 +79,8 @@ pub fn preflight(
 /// Headers added to an actual (non-preflight) answer for an allowed origin.
 pub fn response_headers(c: &Cors, origin: Option<&str>) -> Vec<(&'static str, String)> {
     let Some(origin) = origin_allowed(c, origin) else {
-        return Vec::new();
+        // The answer depends on `Origin` either way: a shared cache must keep them apart.
+        return vec![("vary", "Origin".to_owned())];
     };
     let mut out = vec![
         ("access-control-allow-origin", allow_origin_value(c, origin)),
@@ -165,8 +166,11 @@ mod tests {
     }
 
     #[test]
-    fn response_headers_only_for_allowed_origin() {
-        assert!(response_headers(&cors(), Some("https://evil.example")).is_empty());
+    fn response_headers_allow_only_known_origins_and_always_vary() {
+        assert_eq!(
+            response_headers(&cors(), Some("https://evil.example")),
+            vec![("vary", "Origin".to_owned())]
+        );
         let h = response_headers(&cors(), Some("https://app.example.com"));
         assert!(
             h.iter()

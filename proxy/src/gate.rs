@@ -335,7 +335,12 @@ impl ProxyHttp for Gate {
     ) -> pingora::Result<()> {
         upstream_response.insert_header(headers::REQUEST_ID, ctx.request_id.as_str())?;
         for (name, value) in &ctx.cors_response {
-            upstream_response.insert_header(*name, value.as_str())?;
+            // `Vary` adds to the backend's own; the allow headers are poolgate's to set.
+            if *name == "vary" {
+                upstream_response.append_header(*name, value.as_str())?;
+            } else {
+                upstream_response.insert_header(*name, value.as_str())?;
+            }
         }
         Ok(())
     }
