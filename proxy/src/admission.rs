@@ -139,13 +139,14 @@ pub(crate) async fn admit(
     if second.is_some() {
         return Err(unusable_credentials("more than one Authorization header"));
     }
-    let token = match first {
-        None => None,
-        // A credential that is present but unusable is refused: it never falls back to guest.
-        Some(v) => Some(headers::bearer_token(Some(v.as_bytes())).ok_or_else(|| {
-            unusable_credentials("the Authorization header is not a Bearer token")
-        })?),
-    };
+    // A credential that is present but unusable is refused: it never falls back to guest.
+    let token = first
+        .map(|v| {
+            headers::bearer_token(Some(v.as_bytes())).ok_or_else(|| {
+                unusable_credentials("the Authorization header is not a Bearer token")
+            })
+        })
+        .transpose()?;
     let Some(token) = token else {
         // No token: only the guest roles can allow; otherwise authenticating is the way forward.
         let d = policy.decide(&m, method, &path, None);
