@@ -1,6 +1,7 @@
 //! Memory per cached token. Run:
 //! `cargo bench -p poolgate-authorizer --bench cache_memory`
-//! (`POOLGATE_CACHE_TOKENS=N` to change the default 100,000).
+//! (`POOLGATE_CACHE_TOKENS=N` to change the default 100,000; `POOLGATE_KEEP_CLAIMS=all` to keep
+//! every claim instead of the few a typical policy reads, as the proxy does).
 //!
 //! Fills the verified-token cache with N distinct Cognito-shaped access tokens (RS256, about
 //! 1 KiB, two groups, two scopes) through `Authorizer::verify_now`, and reports per entry: the
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use poolgate_authorizer::testutil::TestIssuer;
-use poolgate_authorizer::{Authorizer, CacheConfig, Requirement};
+use poolgate_authorizer::{Authorizer, CacheConfig, KeepClaims, Requirement};
 
 /// Resident set size of this process, in KiB.
 fn vm_rss_kib() -> u64 {
@@ -35,8 +36,20 @@ fn main() {
         .unwrap_or(100_000);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let pool = rt.block_on(TestIssuer::start()).unwrap();
+    // What the shop example reads (`poolgate check` shows the same set): the proxy keeps these.
+    let keep_claims = match std::env::var("POOLGATE_KEEP_CLAIMS").as_deref() {
+        Ok("all") => KeepClaims::All,
+        _ => KeepClaims::Only(Arc::new(
+            ["cognito:groups", "email", "sub", "username"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        )),
+    };
+    eprintln!("claims kept: {keep_claims:?}");
     let cache = CacheConfig {
         capacity: (n as u64).max(CacheConfig::default().capacity),
+        keep_claims,
         ..CacheConfig::default()
     };
     let auth = Authorizer::new(vec![pool.config("shop")], cache).unwrap();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinHandle;
 
 use crate::cache::{self, TokenCache};
-use crate::config::{CacheConfig, IssuerConfig};
+use crate::config::{CacheConfig, IssuerConfig, KeepClaims};
 use crate::error::{AuthError, ConfigError};
 use crate::identity::{Identity, Requirement};
 use crate::jose;
@@ -36,6 +36,7 @@ struct Inner {
     by_iss: HashMap<String, usize>,
     max_token_bytes: usize,
     cache: Option<TokenCache>,
+    keep_claims: KeepClaims,
     metrics: Metrics,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -80,6 +81,7 @@ impl Authorizer {
             issuer: String::new(),
             message: format!("metrics: {e}"),
         })?;
+        let keep_claims = cache.keep_claims.clone();
         let cache = TokenCache::new(&cache);
         let mut states = Vec::with_capacity(issuers.len());
         let mut by_iss: HashMap<String, usize> = HashMap::new();
@@ -116,6 +118,7 @@ impl Authorizer {
                 by_iss,
                 max_token_bytes,
                 cache,
+                keep_claims,
                 metrics,
                 tasks: Mutex::new(Vec::new()),
             }),
@@ -279,6 +282,13 @@ impl Authorizer {
                     cache.invalidate(key);
                     return Err(AuthError::Expired);
                 }
+                // A verification is only as good as the keys it was made with: once they are
+                // stale past `max_stale`, a cached token is refused like an uncached one.
+                inner
+                    .issuers
+                    .get(entry.issuer)
+                    .and_then(|i| i.usable(Instant::now()))
+                    .ok_or(AuthError::KeysUnavailable)?;
                 req.check(&entry.identity)?;
                 return Ok(entry.identity);
             }
@@ -286,10 +296,13 @@ impl Authorizer {
         }
 
         let decoded = jose::decode(token, inner.max_token_bytes)?;
-        let issuer = inner
+        let issuer_index = *inner
             .by_iss
             .get(decoded.iss())
-            .and_then(|i| inner.issuers.get(*i))
+            .ok_or(AuthError::WrongIssuer)?;
+        let issuer = inner
+            .issuers
+            .get(issuer_index)
             .ok_or(AuthError::WrongIssuer)?;
         if token.len() > issuer.rules.max_token_bytes {
             return Err(AuthError::Malformed);
@@ -302,10 +315,12 @@ impl Authorizer {
             .usable(Instant::now())
             .ok_or(AuthError::KeysUnavailable)?;
         let loaded = guard.as_ref().ok_or(AuthError::KeysUnavailable)?;
-        let identity = Arc::new(verify::check(decoded, &issuer.rules, &loaded.keys, now)?);
+        let mut identity = verify::check(decoded, &issuer.rules, &loaded.keys, now)?;
+        inner.keep_claims.trim(&mut identity.claims);
+        let identity = Arc::new(identity);
         if let Some((cache, key)) = cached {
             let expires_at = identity.exp.saturating_add(issuer.rules.leeway);
-            cache.insert(key, identity.clone(), expires_at, now);
+            cache.insert(key, identity.clone(), issuer_index, expires_at, now);
         }
         req.check(&identity)?;
         Ok(identity)

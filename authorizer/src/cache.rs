@@ -23,6 +23,8 @@ pub(crate) fn key_of(token: &str) -> Option<Key> {
 #[derive(Clone)]
 pub(crate) struct Entry {
     pub identity: Arc<Identity>,
+    /// The index of the issuer whose keys verified it: a hit also needs those keys usable.
+    pub issuer: usize,
     /// Unix second from which the token is expired (`exp` + leeway); checked on every hit.
     pub expires_at: u64,
     /// How long moka keeps it: until `exp` less the margin, at most `max_ttl`.
@@ -66,7 +68,14 @@ impl TokenCache {
 
     /// Caches a verified identity: kept until `exp` (unix seconds) less the margin, at most
     /// `max_ttl`; refused on a hit from `expires_at` (`exp` + leeway) on.
-    pub fn insert(&self, key: Key, identity: Arc<Identity>, expires_at: u64, now: u64) {
+    pub fn insert(
+        &self,
+        key: Key,
+        identity: Arc<Identity>,
+        issuer: usize,
+        expires_at: u64,
+        now: u64,
+    ) {
         let left = Duration::from_secs(identity.exp.saturating_sub(now));
         let ttl = left.saturating_sub(self.margin).min(self.max_ttl);
         if ttl.is_zero() {
@@ -76,6 +85,7 @@ impl TokenCache {
             key,
             Entry {
                 identity,
+                issuer,
                 expires_at,
                 ttl,
             },

@@ -25,7 +25,7 @@ pub mod testutil;
 
 pub use authorizer::{Authorizer, IssuerStatus};
 pub use config::{
-    Algorithm, CacheConfig, IssuerConfig, JwksTimings, KeySource, TokenUseRequirement,
+    Algorithm, CacheConfig, IssuerConfig, JwksTimings, KeepClaims, KeySource, TokenUseRequirement,
 };
 pub use error::{AuthError, ConfigError, FetchError};
 pub use identity::{Identity, Requirement, TokenUse};

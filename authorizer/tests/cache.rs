@@ -63,3 +63,42 @@ async fn a_token_differing_from_a_cached_one_is_not_a_hit() {
         2.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_keeps_only_the_claims_asked_for_and_every_typed_field() {
+    use poolgate_authorizer::testutil::TestIssuer;
+    use poolgate_authorizer::{Authorizer, CacheConfig, KeepClaims};
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    let pool = TestIssuer::start().await.unwrap();
+    let keep: BTreeSet<String> = ["email", "username", "absent"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let cache = CacheConfig {
+        keep_claims: KeepClaims::Only(Arc::new(keep)),
+        ..CacheConfig::default()
+    };
+    let auth = Authorizer::new(vec![pool.config("shop")], cache).unwrap();
+    auth.start();
+    assert!(auth.wait_ready(Duration::from_secs(5)).await);
+    let mut claims = pool
+        .access_claims("alice", &["admins"], &["orders/read"])
+        .into_value();
+    claims["email"] = "alice@example.com".into();
+    let token = pool.access_key().sign_claims(&claims);
+    let req = Requirement::access("shop");
+    for _ in 0..2 {
+        // The second time from the cache: the same trimmed identity.
+        let id = auth.verify_now(&token, &req).unwrap();
+        let names: Vec<&str> = id.claims.keys().map(String::as_str).collect();
+        assert_eq!(names, ["email", "username"]);
+        assert_eq!(id.username.as_deref(), Some("alice"));
+        assert_eq!(id.groups, ["admins"]);
+        assert_eq!(id.scopes, ["orders/read"]);
+        assert!(!id.sub.is_empty());
+        assert!(id.client_id.is_some());
+    }
+    assert_eq!(auth.cache_len(), 1);
+}

@@ -157,18 +157,20 @@ async fn outage_after_start_keeps_the_last_good_keys_for_bounded_staleness() {
         Err(AuthError::UnknownKid)
     );
     assert!(auth.last_fetch_error("shop").await.is_some());
-    assert!(
-        auth.verify(&pool.mint_access("alice", &[], &[]), &Requirement::any())
-            .await
-            .is_ok()
-    );
+    let alice = pool.mint_access("alice", &[], &[]);
+    assert!(auth.verify(&alice, &Requirement::any()).await.is_ok());
+    assert_eq!(auth.cache_len(), 1, "alice's verification is cached");
     assert!(auth.is_ready());
-    // Past max_stale the keys are no longer trusted.
+    // Past max_stale the keys are no longer trusted: not for new tokens, nor for cached ones.
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert!(!auth.is_ready());
     assert_eq!(
         auth.verify(&pool.mint_access("bob", &[], &[]), &Requirement::any())
             .await,
+        Err(AuthError::KeysUnavailable)
+    );
+    assert_eq!(
+        auth.verify_now(&alice, &Requirement::any()),
         Err(AuthError::KeysUnavailable)
     );
     pool.set_behaviour(Behaviour::Normal);
@@ -178,6 +180,7 @@ async fn outage_after_start_keeps_the_last_good_keys_for_bounded_staleness() {
             .await
             .is_ok()
     );
+    assert!(auth.verify(&alice, &Requirement::any()).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

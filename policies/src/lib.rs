@@ -98,6 +98,39 @@ impl Config {
         }
     }
 
+    /// Every claim this configuration reads besides the typed ones (`sub`, username, groups,
+    /// scopes, client id, `token_use`): claim rules, `cognito:preferred_role`, statement
+    /// variables, claim headers and consistent-hash keys. A verified identity needs to keep only
+    /// these; an absent claim matches no rule and no allow, and makes a deny with it cover all.
+    pub fn claims_read(&self) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        out.extend(self.role_mapping.rules.iter().map(|r| r.claim.clone()));
+        if !self.role_mapping.preferred_role.is_empty() {
+            out.insert("cognito:preferred_role".to_owned());
+        }
+        let statements = self
+            .roles
+            .iter()
+            .flat_map(|r| r.allow.iter().chain(&r.deny));
+        for seg in statements.flat_map(|s| &s.paths).flat_map(|p| &p.segs) {
+            if let pattern::Seg::Param(name) = seg {
+                out.insert(name.clone());
+            }
+        }
+        out.extend(
+            self.routes
+                .iter()
+                .flat_map(|r| r.headers.iter().map(|(_, c)| c.clone())),
+        );
+        out.extend(self.identity_headers.claims.iter().map(|(_, c)| c.clone()));
+        for u in &self.upstreams {
+            if let Balance::ConsistentHash(HashKey::Claim(c)) = &u.balance {
+                out.insert(c.clone());
+            }
+        }
+        out
+    }
+
     /// The best route for a request: `host` as sent (port and case are ignored), the method, and
     /// the path as returned by [`normalize_path`].
     pub fn match_route<'c, 'p>(

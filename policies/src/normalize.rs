@@ -124,12 +124,10 @@ fn segment(raw: &str, out: &mut String) -> Result<(), PathError> {
     check_deep_decoding(decoded)
 }
 
-/// Decodes again and again (a backend might): the result must never be a dot-segment, `/` or `\`.
+/// Decodes again and again (a backend might) until nothing is left to decode: the result must
+/// never be a dot-segment, `/` or `\`. Every pass that decodes shrinks the segment, so this ends.
 fn check_deep_decoding(mut bytes: Vec<u8>) -> Result<(), PathError> {
-    for _ in 0..4 {
-        if !bytes.contains(&b'%') {
-            break;
-        }
+    while bytes.contains(&b'%') {
         let mut next = Vec::with_capacity(bytes.len());
         let mut i = 0;
         while let Some(&b) = bytes.get(i) {
@@ -159,6 +157,10 @@ fn check_deep_decoding(mut bytes: Vec<u8>) -> Result<(), PathError> {
         }
         if next == b"." || next == b".." {
             return Err(PathError::EncodedDotSegment);
+        }
+        if next.len() == bytes.len() {
+            // Only `%` signs not followed by two hex digits: decoding changes nothing more.
+            break;
         }
         bytes = next;
     }
@@ -265,6 +267,10 @@ mod tests {
             ("/a/.%2e/b", EncodedDotSegment),
             ("/a/%252e%252e/b", EncodedDotSegment),
             ("/a/%25252e/b", EncodedDotSegment),
+            // Any depth: a backend that decodes five or eight times must not see `..` either.
+            ("/%25252525252e%25252525252e/admin", EncodedDotSegment),
+            ("/a/%25252525252525252e/b", EncodedDotSegment),
+            ("/a%252525252525252fb", EncodedSlash),
             ("/a%2fb", EncodedSlash),
             ("/a%2Fb", EncodedSlash),
             ("/a%5cb", EncodedSlash),

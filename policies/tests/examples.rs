@@ -92,3 +92,34 @@ fn shop_includes_its_catalogue() {
     assert_eq!(c.upstreams[m.route.upstream_index].name, "catalog");
     assert_eq!(c.identity_headers.prefix, "x-shop-");
 }
+
+#[test]
+fn shop_reads_exactly_the_claims_its_rules_headers_variables_and_hash_key_name() {
+    let read: Vec<String> = load("shop.yaml").claims_read().into_iter().collect();
+    // email: the support rule; sub: `{sub}` variables, `x-customer`, `claim:sub` hashing and the
+    // identity headers, which also read username and cognito:groups.
+    assert_eq!(read, ["cognito:groups", "email", "sub", "username"]);
+}
+
+#[test]
+fn preferred_role_mapping_reads_cognito_preferred_role() {
+    let c = poolgate_policies::load_str(
+        "p.yaml",
+        r#"
+version: 1
+roles:
+  r: { allow: [{ methods: [GET], paths: ["/x"] }] }
+role_mapping:
+  preferred_role: { "arn:aws:iam::1:role/r": [r] }
+identity_headers: { claims: {} }
+routes:
+  - { match: { path: /x }, upstream: u }
+upstreams:
+  u: { targets: [127.0.0.1:1] }
+"#,
+        &|_| None,
+    )
+    .unwrap_or_else(|d| panic!("{d}"));
+    let read: Vec<String> = c.claims_read().into_iter().collect();
+    assert_eq!(read, ["cognito:preferred_role"]);
+}

@@ -28,9 +28,12 @@ pub enum ReloadError {
     State(#[from] crate::gate::StateError),
 }
 
+/// How long a reload waits for a new verifier's first keys before swapping it in.
+const NEW_VERIFIER_READY_WAIT: Duration = Duration::from_secs(5);
+
 /// Loads `path` and swaps it in. Must run on a tokio runtime (a new authorizer is started).
-pub fn reload(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
-    let result = try_reload(shared, path);
+pub async fn reload(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
+    let result = try_reload(shared, path).await;
     let label = if result.is_ok() { "success" } else { "failure" };
     shared.metrics.reloads.with_label_values(&[label]).inc();
     match &result {
@@ -43,7 +46,7 @@ pub fn reload(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
     result
 }
 
-fn try_reload(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
+async fn try_reload(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
     let policy = Arc::new(poolgate_policies::load(path).map_err(ReloadError::Invalid)?);
     let old = shared.state.load_full();
     let cfg = convert::proxy_config(policy.clone());
@@ -69,6 +72,13 @@ fn try_reload(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
     };
     if replaced && let Some(v) = &new_verifier {
         v.start();
+        // Swap once the new verifier has keys, so no request waits on its first fetch; an
+        // issuer that cannot be reached does not hold the reload back for long.
+        if !v.wait_ready(NEW_VERIFIER_READY_WAIT).await {
+            log::warn!(
+                "the reloaded configuration's issuers have no keys yet after {NEW_VERIFIER_READY_WAIT:?}: swapping it in anyway"
+            );
+        }
     }
     shared.state.store(Arc::new(state));
     if replaced && let Some(v) = old_verifier {
@@ -134,7 +144,7 @@ impl BackgroundService for Reloader {
             let now = stamps(&files());
             if by_signal || now != seen {
                 // Errors are logged and counted inside; the old state keeps serving.
-                let _ = reload(&self.shared, &self.path);
+                let _ = reload(&self.shared, &self.path).await;
                 seen = stamps(&files());
             }
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use poolgate_authorizer::{
-    AuthError, Authorizer, CacheConfig, Identity, IssuerConfig, Requirement,
+    AuthError, Authorizer, CacheConfig, Identity, IssuerConfig, KeepClaims, Requirement,
 };
 use poolgate_policies as pol;
 
@@ -26,6 +26,18 @@ pub trait TokenVerifier: Send + Sync {
 
     /// Starts background work (key prefetch and refresh) on the current tokio runtime.
     fn start(&self) {}
+
+    /// Waits until ready or `limit` passes; whether it is ready.
+    async fn wait_ready(&self, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.is_ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        true
+    }
 
     /// Stops background work.
     fn stop(&self) {}
@@ -44,6 +56,10 @@ impl TokenVerifier for Authorizer {
 
     fn start(&self) {
         Authorizer::start(self);
+    }
+
+    async fn wait_ready(&self, limit: std::time::Duration) -> bool {
+        Authorizer::wait_ready(self, limit).await
     }
 
     fn stop(&self) {
@@ -68,6 +84,9 @@ pub struct VerifierSetup {
     pub verifier: Arc<dyn TokenVerifier>,
     /// The issuers it was built for (a reload with equal issuers keeps it, cache and keys).
     pub issuers: Vec<IssuerConfig>,
+    /// The claims its identities keep: those the policy reads. A reload that reads another
+    /// claim gets a new verifier, so no cached identity lacks a claim the new policy needs.
+    pub keep_claims: KeepClaims,
     /// Its own metrics registry, rendered by `/metrics` next to the proxy's.
     pub registry: Option<prometheus::Registry>,
 }
@@ -82,17 +101,24 @@ pub fn for_policy(
     if issuers.is_empty() {
         return Ok(None);
     }
+    let keep_claims = KeepClaims::Only(Arc::new(policy.claims_read()));
     if let Some(prev) = previous
         && prev.issuers == issuers
+        && prev.keep_claims == keep_claims
     {
         return Ok(Some(prev.clone()));
     }
-    let authorizer = Authorizer::new(issuers.clone(), CacheConfig::default())?;
+    let cache = CacheConfig {
+        keep_claims: keep_claims.clone(),
+        ..CacheConfig::default()
+    };
+    let authorizer = Authorizer::new(issuers.clone(), cache)?;
     let registry = prometheus::Registry::new();
     authorizer.register_metrics(&registry)?;
     Ok(Some(VerifierSetup {
         verifier: Arc::new(authorizer),
         issuers,
+        keep_claims,
         registry: Some(registry),
     }))
 }

@@ -571,24 +571,30 @@ async fn unknown_kid_is_refused_and_rotated_keys_are_picked_up() {
     assert_eq!(e.be.count(), 1);
 }
 
-#[tokio::test]
-async fn reload_with_changed_issuer_swaps_the_authorizer() {
-    let issuer = TestIssuer::start().await.unwrap();
-    let be = EchoBackend::start("app");
-    let dir = std::env::temp_dir().join(format!("poolgate-auth-reload-{}", std::process::id()));
+/// A proxy on `text`, written to a file it reloads from when told (never by itself).
+async fn reloadable(text: &str, tag: &str) -> (Proxy, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("poolgate-auth-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("policy.yaml");
-    std::fs::write(&path, policy(&issuer, &be)).unwrap();
+    std::fs::write(&path, text).unwrap();
     let cfg = poolgate_proxy::convert::proxy_config(std::sync::Arc::new(
         poolgate_policies::load(&path).unwrap(),
     ));
     let opts = poolgate_proxy::StartOptions {
         reload_from: Some(path.clone()),
-        reload_poll: Some(Duration::from_secs(3600)), // reloads are triggered by hand below
+        reload_poll: Some(Duration::from_secs(3600)), // reloads are triggered by hand
         ..poolgate_proxy::StartOptions::default()
     };
     let proxy = Proxy::start_with(cfg, opts);
     wait_ready(&proxy).await;
+    (proxy, path)
+}
+
+#[tokio::test]
+async fn reload_with_changed_issuer_swaps_the_authorizer() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let be = EchoBackend::start("app");
+    let (proxy, path) = reloadable(&policy(&issuer, &be), "reload").await;
     let auth = bearer(&issuer.mint_access("alice", &["readers"], &[]));
     assert_eq!(
         get(proxy.addr, "/orders/1", &[("authorization", &auth)])
@@ -604,7 +610,9 @@ async fn reload_with_changed_issuer_swaps_the_authorizer() {
         policy(&issuer, &be).replace("/reports/**", "/reports2/**"),
     )
     .unwrap();
-    poolgate_proxy::reload::reload(&proxy.shared, &path).unwrap();
+    poolgate_proxy::reload::reload(&proxy.shared, &path)
+        .await
+        .unwrap();
     let kept = proxy.shared.state.load_full();
     assert!(std::sync::Arc::ptr_eq(
         before.token_verifier().unwrap(),
@@ -617,7 +625,9 @@ async fn reload_with_changed_issuer_swaps_the_authorizer() {
         policy(&issuer, &be).replace(&issuer.client_id, "another-client"),
     )
     .unwrap();
-    poolgate_proxy::reload::reload(&proxy.shared, &path).unwrap();
+    poolgate_proxy::reload::reload(&proxy.shared, &path)
+        .await
+        .unwrap();
     let swapped = proxy.shared.state.load_full();
     assert!(!std::sync::Arc::ptr_eq(
         before.token_verifier().unwrap(),
@@ -627,5 +637,49 @@ async fn reload_with_changed_issuer_swaps_the_authorizer() {
     let r = get(proxy.addr, "/orders/1", &[("authorization", &auth)]).await;
     assert_eq!(r.status, 401, "{}", r.text());
     assert_eq!(r.json()["reason"], "wrong_audience");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[tokio::test]
+async fn a_reload_that_reads_another_claim_never_serves_a_trimmed_cached_identity() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let be = EchoBackend::start("app");
+    let (proxy, path) = reloadable(&policy(&issuer, &be), "claims").await;
+    let mut claims = issuer
+        .access_claims("alice", &["readers"], &[])
+        .into_value();
+    claims["email"] = "alice@example.com".into();
+    let auth = bearer(&issuer.access_key().sign_claims(&claims));
+    // Cached while no part of the policy reads `email`: the identity does not keep it.
+    for _ in 0..2 {
+        let r = get(proxy.addr, "/orders/1", &[("authorization", &auth)]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(be.requests()[1].header("x-email"), None);
+    let before = proxy.shared.state.load_full();
+
+    let with_header = policy(&issuer, &be).replace(
+        "    auth: { issuer: shop }
+  - name: reports",
+        "    auth: { issuer: shop }
+    headers: { x-email: email }
+  - name: reports",
+    );
+    assert_ne!(with_header, policy(&issuer, &be));
+    std::fs::write(&path, with_header).unwrap();
+    poolgate_proxy::reload::reload(&proxy.shared, &path)
+        .await
+        .unwrap();
+    let after = proxy.shared.state.load_full();
+    assert!(!std::sync::Arc::ptr_eq(
+        before.token_verifier().unwrap(),
+        after.token_verifier().unwrap()
+    ));
+    let r = get(proxy.addr, "/orders/1", &[("authorization", &auth)]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        be.requests()[2].header("x-email"),
+        Some("alice@example.com")
+    );
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }

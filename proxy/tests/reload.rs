@@ -141,14 +141,18 @@ async fn reload_function_reports_diagnostics_and_keeps_state() {
         temp_policy("version: 1\nroutes: [ { match: { path: \"/**\" }, upstream: missing } ]\n");
     let proxy = Proxy::start(policy_config(&yaml(&be.target(), false)));
     let before = proxy.shared.state.load_full();
-    let err = poolgate_proxy::reload::reload(&proxy.shared, &path).unwrap_err();
+    let err = poolgate_proxy::reload::reload(&proxy.shared, &path)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
     assert!(
         Arc::ptr_eq(&before, &proxy.shared.state.load_full()),
         "state was swapped"
     );
     std::fs::write(&path, yaml(&be.target(), true)).unwrap();
-    poolgate_proxy::reload::reload(&proxy.shared, &path).unwrap();
+    poolgate_proxy::reload::reload(&proxy.shared, &path)
+        .await
+        .unwrap();
     assert!(!Arc::ptr_eq(&before, &proxy.shared.state.load_full()));
     assert_eq!(get(proxy.addr, "/v2/y", &[]).await.status, 200);
     // the unchanged upstream pool was taken over, not rebuilt
