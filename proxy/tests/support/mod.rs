@@ -8,5 +8,7 @@
 )]
 
 pub mod backend;
+pub mod certs;
 pub mod client;
+pub mod h2;
 pub mod harness;

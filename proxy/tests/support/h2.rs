@@ -1,0 +1,82 @@
+//! An HTTP/2 client over TLS for the proxy's TLS listener: pingora's own h2 connector (the
+//! `h2` crate underneath), offering only `h2` by ALPN and trusting the given test CA, so a
+//! request that comes back was sent as HTTP/2 to a verified `localhost` certificate.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use bytes::Bytes;
+use pingora::connectors::ConnectorOptions;
+use pingora::connectors::http::Connector;
+use pingora::http::RequestHeader;
+use pingora::protocols::http::client::HttpSession;
+use pingora::upstreams::peer::HttpPeer;
+
+use super::client::Reply;
+
+/// One h2 connection to a TLS listener.
+pub struct H2Client {
+    connector: Connector,
+    peer: HttpPeer,
+}
+
+impl H2Client {
+    /// A client for `addr` that verifies the server's certificate against `ca` (PEM).
+    pub fn new(addr: SocketAddr, ca: &Path) -> Self {
+        // Two providers are compiled in (pingora pulls ring): choose, as the binary does.
+        poolgate_proxy::server::install_crypto_provider();
+        let mut options = ConnectorOptions::new(1);
+        options.ca_file = Some(ca.display().to_string());
+        let mut peer = HttpPeer::new(addr, true, "localhost".to_owned());
+        peer.options.set_http_version(2, 2);
+        peer.options.verify_cert = true;
+        peer.options.verify_hostname = true;
+        Self {
+            connector: Connector::new(Some(options)),
+            peer,
+        }
+    }
+
+    /// Sends `method path` with `headers` and `body` on one h2 stream; reads the whole answer.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Reply {
+        let (session, _) = self.connector.get_http_session(&self.peer).await.unwrap();
+        let HttpSession::H2(mut h2) = session else {
+            panic!("the TLS listener did not negotiate h2");
+        };
+        let mut req = RequestHeader::build(method, path.as_bytes(), None).unwrap();
+        // pingora's h2 client turns `host` into `:authority`.
+        req.insert_header("host", "localhost").unwrap();
+        for (n, v) in headers {
+            req.append_header(n.to_string(), *v).unwrap();
+        }
+        let end = body.is_empty();
+        h2.write_request_header(Box::new(req), end).unwrap();
+        if !end {
+            // In 64 KiB pieces, as a streaming client would: flow control applies to each.
+            for chunk in body.chunks(64 * 1024) {
+                h2.write_request_body(Bytes::copy_from_slice(chunk), false)
+                    .await
+                    .unwrap();
+            }
+            h2.finish_request_body().unwrap();
+        }
+        h2.read_response_header().await.unwrap();
+        let head = h2.response_header().unwrap();
+        let (status, headers) = (head.status.as_u16(), head.headers.clone());
+        let mut answer = Vec::new();
+        while let Some(chunk) = h2.read_response_body().await.unwrap() {
+            answer.extend_from_slice(&chunk);
+        }
+        Reply {
+            status,
+            headers,
+            body: Bytes::from(answer),
+        }
+    }
+}
