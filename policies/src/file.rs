@@ -198,6 +198,9 @@ pub struct UpstreamTlsFile {
     pub sni: Option<S>,
     #[serde(default)]
     pub verify: Option<Spanned<bool>>,
+    /// PEM bundle of the CAs trusted for this upstream (instead of the system's).
+    #[serde(default)]
+    pub ca: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]

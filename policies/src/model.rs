@@ -4,6 +4,7 @@
 
 use crate::pattern::{HostPattern, PathPattern};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A listening socket.
@@ -150,6 +151,9 @@ pub struct UpstreamTls {
     pub sni: Option<String>,
     /// Whether the certificate is verified (default true).
     pub verify: bool,
+    /// PEM bundle of the CAs trusted instead of the system's, resolved against the directory
+    /// of the file that names it; checked to be readable PEM certificates when loaded.
+    pub ca: Option<PathBuf>,
 }
 
 /// A pool of backends.

@@ -192,6 +192,9 @@ pub struct UpstreamTls {
     pub sni: String,
     /// Verify the target's certificate chain and name (on unless explicitly turned off).
     pub verify: bool,
+    /// PEM bundle of the CAs trusted for these targets instead of the system's; read when the
+    /// pool is built.
+    pub ca: Option<PathBuf>,
 }
 
 /// Identity headers sent to backends.

@@ -96,6 +96,7 @@ fn upstream(u: &pol::Upstream) -> UpstreamSpec {
         tls: u.tls.as_ref().map(|t| UpstreamTls {
             sni: t.sni.clone().unwrap_or_else(|| first_host.clone()),
             verify: t.verify,
+            ca: t.ca.clone(),
         }),
         http2: u.h2,
         host_header: None,

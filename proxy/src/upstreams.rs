@@ -3,8 +3,12 @@
 //! Peers are built once, when the pool is built: `HttpPeer::new` resolves its address and
 //! panics on failure, so targets are resolved here (errors are returned) and every peer is
 //! created from a resolved `SocketAddr`. A request only clones a ready peer.
+//!
+//! A pool's private CA bundle (`tls.ca`) is read and parsed here too, once per build, and
+//! shared by its peers and its health check; pingora's connector trusts only it for them.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +17,11 @@ use pingora::http::RequestHeader;
 use pingora::lb::LoadBalancer;
 use pingora::lb::health_check::HttpHealthCheck;
 use pingora::lb::selection::{Consistent, RoundRobin};
-use pingora::upstreams::peer::HttpPeer;
+use pingora::protocols::tls::CaType;
+use pingora::upstreams::peer::{HttpPeer, PeerOptions};
+use pingora::utils::tls::{WrappedX509, parse_x509};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
 use crate::config::{Balance, HashKey, HealthCheckSpec, UpstreamSpec};
 
@@ -35,6 +43,33 @@ pub enum UpstreamError {
     HealthCheck { upstream: String, detail: String },
     #[error("upstream `{0}` is defined twice")]
     Duplicate(String),
+    #[error("upstream `{upstream}`: CA bundle `{path}`: {detail}")]
+    Ca {
+        upstream: String,
+        path: String,
+        detail: String,
+    },
+    #[error("upstream `{0}`: TLS verification needs a server name (`sni`)")]
+    NoServerName(String),
+}
+
+/// A pool's private CA bundle, parsed.
+#[derive(Clone)]
+struct TrustedCa {
+    /// The certificates as read: a reload keeps the pool only if these are unchanged.
+    der: Vec<CertificateDer<'static>>,
+    /// What pingora's connector takes (`PeerOptions::ca`).
+    certs: Arc<CaType>,
+    /// Keeps pooled connections apart from those verified against other trust roots: pingora's
+    /// connection-reuse hash covers `group_key` but not `ca`.
+    group_key: u64,
+}
+
+impl TrustedCa {
+    fn apply(&self, o: &mut PeerOptions, group_key: &mut u64) {
+        o.ca = Some(self.certs.clone());
+        *group_key = self.group_key;
+    }
 }
 
 enum Pool {
@@ -49,6 +84,7 @@ pub struct Upstream {
     spec: UpstreamSpec,
     pool: Pool,
     peers: HashMap<SocketAddr, HttpPeer>,
+    ca: Option<TrustedCa>,
     pub hash_key: HashKey,
     pub host_header: Option<String>,
     health_interval: Option<Duration>,
@@ -65,22 +101,35 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// Resolves the targets and builds the balancer, peers and health check.
+    /// Resolves the targets, reads the CA bundle, and builds the balancer, peers and health
+    /// check.
     pub fn build(spec: &UpstreamSpec) -> Result<Self, UpstreamError> {
+        Self::build_with(spec, load_ca(spec)?)
+    }
+
+    fn build_with(spec: &UpstreamSpec, ca: Option<TrustedCa>) -> Result<Self, UpstreamError> {
+        if spec
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.verify && t.sni.is_empty())
+        {
+            // pingora skips every certificate check when the server name is empty.
+            return Err(UpstreamError::NoServerName(spec.name.clone()));
+        }
         let addrs = resolve(spec)?;
         let peers = addrs
             .iter()
-            .map(|addr| (*addr, make_peer(spec, *addr)))
+            .map(|addr| (*addr, make_peer(spec, *addr, ca.as_ref())))
             .collect::<HashMap<_, _>>();
         let pool = match spec.balance {
             Balance::RoundRobin => {
                 let mut lb = new_lb::<RoundRobin>(spec, &addrs)?;
-                attach_health_check(&mut lb, spec)?;
+                attach_health_check(&mut lb, spec, ca.as_ref())?;
                 Pool::RoundRobin(lb)
             }
             Balance::ConsistentHash(_) => {
                 let mut lb = new_lb::<Consistent>(spec, &addrs)?;
-                attach_health_check(&mut lb, spec)?;
+                attach_health_check(&mut lb, spec, ca.as_ref())?;
                 Pool::Consistent(lb)
             }
         };
@@ -93,6 +142,7 @@ impl Upstream {
             spec: spec.clone(),
             pool,
             peers,
+            ca,
             hash_key,
             host_header: spec.host_header.clone(),
             health_interval: spec.health_check.as_ref().map(|h| h.interval),
@@ -194,7 +244,52 @@ where
     })
 }
 
-fn make_peer(spec: &UpstreamSpec, addr: SocketAddr) -> HttpPeer {
+/// The pool's CA bundle, read and parsed (`None` without `tls.ca`).
+fn load_ca(spec: &UpstreamSpec) -> Result<Option<TrustedCa>, UpstreamError> {
+    let Some(path) = spec.tls.as_ref().and_then(|t| t.ca.as_ref()) else {
+        return Ok(None);
+    };
+    let err = |detail: String| UpstreamError::Ca {
+        upstream: spec.name.clone(),
+        path: path.display().to_string(),
+        detail,
+    };
+    let der = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    if der.is_empty() {
+        return Err(err("no certificate in it".to_owned()));
+    }
+    // The check pingora's connector makes on every connection: fail here, not per request.
+    let mut store = rustls::RootCertStore::empty();
+    for (i, cert) in der.iter().enumerate() {
+        store
+            .add(cert.clone())
+            .map_err(|e| err(format!("certificate {}: {e}", i + 1)))?;
+    }
+    let certs = der
+        .iter()
+        .enumerate()
+        .map(|(i, cert)| {
+            let raw = cert.as_ref().to_vec();
+            // pingora's only constructor panics on a certificate x509-parser refuses (a
+            // fallible one needs that crate's types): keep such a file from taking the process
+            // down. The default panic hook still prints one line.
+            std::panic::catch_unwind(move || WrappedX509::new(raw, parse_x509))
+                .map_err(|_| err(format!("certificate {}: cannot be parsed", i + 1)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    der.hash(&mut hasher);
+    Ok(Some(TrustedCa {
+        der,
+        certs: Arc::from(certs),
+        group_key: hasher.finish(),
+    }))
+}
+
+fn make_peer(spec: &UpstreamSpec, addr: SocketAddr, ca: Option<&TrustedCa>) -> HttpPeer {
     let (tls, sni) = match &spec.tls {
         Some(t) => (true, t.sni.clone()),
         None => (false, String::new()),
@@ -215,12 +310,16 @@ fn make_peer(spec: &UpstreamSpec, addr: SocketAddr) -> HttpPeer {
         // Over TLS this offers only h2 by ALPN; in plaintext it means prior-knowledge h2c.
         o.set_http_version(2, 2);
     }
+    if let Some(ca) = ca {
+        ca.apply(&mut peer.options, &mut peer.group_key);
+    }
     peer
 }
 
 fn attach_health_check<S>(
     lb: &mut LoadBalancer<S>,
     spec: &UpstreamSpec,
+    ca: Option<&TrustedCa>,
 ) -> Result<(), UpstreamError>
 where
     S: pingora::lb::selection::BackendSelection + Send + Sync + 'static,
@@ -229,13 +328,17 @@ where
     let Some(h) = &spec.health_check else {
         return Ok(());
     };
-    lb.set_health_check(Box::new(http_check(spec, h)?));
+    lb.set_health_check(Box::new(http_check(spec, h, ca)?));
     lb.health_check_frequency = Some(h.interval);
     lb.parallel_health_check = true;
     Ok(())
 }
 
-fn http_check(spec: &UpstreamSpec, h: &HealthCheckSpec) -> Result<HttpHealthCheck, UpstreamError> {
+fn http_check(
+    spec: &UpstreamSpec,
+    h: &HealthCheckSpec,
+    ca: Option<&TrustedCa>,
+) -> Result<HttpHealthCheck, UpstreamError> {
     let err = |detail: String| UpstreamError::HealthCheck {
         upstream: spec.name.clone(),
         detail,
@@ -266,6 +369,10 @@ fn http_check(spec: &UpstreamSpec, h: &HealthCheckSpec) -> Result<HttpHealthChec
         check.peer_template.options.verify_cert = t.verify;
         check.peer_template.options.verify_hostname = t.verify;
     }
+    if let Some(ca) = ca {
+        let template = &mut check.peer_template;
+        ca.apply(&mut template.options, &mut template.group_key);
+    }
     Ok(check)
 }
 
@@ -284,9 +391,13 @@ impl Upstreams {
     ) -> Result<Self, UpstreamError> {
         let mut by_name = HashMap::new();
         for spec in specs {
+            // Read again on every build: a reload picks up a renewed bundle at the same path.
+            let ca = load_ca(spec)?;
+            let same_ca =
+                |old: &Upstream| old.ca.as_ref().map(|c| &c.der) == ca.as_ref().map(|c| &c.der);
             let up = match previous.and_then(|p| p.get(&spec.name)) {
-                Some(old) if old.spec == *spec => old.clone(),
-                _ => Arc::new(Upstream::build(spec)?),
+                Some(old) if old.spec == *spec && same_ca(old) => old.clone(),
+                _ => Arc::new(Upstream::build_with(spec, ca)?),
             };
             if by_name.insert(spec.name.clone(), up).is_some() {
                 return Err(UpstreamError::Duplicate(spec.name.clone()));

@@ -7,6 +7,7 @@
 mod access;
 mod ctx;
 mod net;
+mod tls;
 
 pub(crate) use ctx::{Ctx, Def};
 

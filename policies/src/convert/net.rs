@@ -4,7 +4,6 @@ use super::Ctx;
 use crate::file::{IssuerFile, S, UpstreamFile};
 use crate::model::{
     Balance, HashKey, HealthCheck, Issuer, JwksTimings, KeySource, Timeouts, TokenUse, Upstream,
-    UpstreamTls,
 };
 use std::time::Duration;
 
@@ -392,13 +391,10 @@ pub(super) fn upstream(ctx: &mut Ctx<'_>, name: &S, f: &UpstreamFile) -> Option<
             idle: ctx.duration(t.idle.as_ref(), &format!("{key}.timeouts.idle")),
         })
         .unwrap_or_default();
-    let tls = f.tls.as_ref().map(|t| UpstreamTls {
-        sni: t
-            .sni
-            .as_ref()
-            .and_then(|s| ctx.text(s, &format!("{key}.tls.sni"))),
-        verify: t.verify.as_ref().is_none_or(|v| v.value),
-    });
+    let tls = f
+        .tls
+        .as_ref()
+        .map(|t| super::tls::upstream_tls(ctx, t, &format!("{key}.tls")));
     if targets.len() != f.targets.value.len() {
         return None;
     }
