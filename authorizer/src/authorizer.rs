@@ -315,9 +315,13 @@ impl Authorizer {
             .usable(Instant::now())
             .ok_or(AuthError::KeysUnavailable)?;
         let loaded = guard.as_ref().ok_or(AuthError::KeysUnavailable)?;
-        let mut identity = verify::check(decoded, &issuer.rules, &loaded.keys, now)?;
-        inner.keep_claims.trim(&mut identity.claims);
-        let identity = Arc::new(identity);
+        let identity = Arc::new(verify::check(
+            decoded,
+            &issuer.rules,
+            &loaded.keys,
+            now,
+            &inner.keep_claims,
+        )?);
         if let Some((cache, key)) = cached {
             let expires_at = identity.exp.saturating_add(issuer.rules.leeway);
             cache.insert(key, identity.clone(), issuer_index, expires_at, now);

@@ -352,11 +352,15 @@ pub enum KeepClaims {
 }
 
 impl KeepClaims {
-    /// Drops the claims not kept.
-    pub(crate) fn trim(&self, claims: &mut serde_json::Map<String, serde_json::Value>) {
+    /// The kept claims of `claims`, compact.
+    pub(crate) fn keep(
+        &self,
+        mut claims: serde_json::Map<String, serde_json::Value>,
+    ) -> crate::identity::Claims {
         if let KeepClaims::Only(kept) = self {
             claims.retain(|name, _| kept.contains(name));
         }
+        crate::identity::Claims::from_map(claims)
     }
 }
 

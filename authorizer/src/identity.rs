@@ -59,8 +59,61 @@ pub struct Identity {
     pub client_id: Option<String>,
     /// `exp`, seconds since the Unix epoch.
     pub exp: u64,
-    /// Every claim of the token, for claim rules and header mapping.
-    pub claims: Map<String, Value>,
+    /// The token's claims (all, or those `KeepClaims` names), for claim rules and headers.
+    pub claims: Claims,
+}
+
+/// A verified token's claims, compact: one boxed slice sorted by name. A cached identity holds
+/// it for the token's lifetime, and a map's node would cost several times the bytes of a few
+/// claims.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claims(Box<[(Box<str>, Value)]>);
+
+impl Claims {
+    /// The claims of `map` (its names are unique and already sorted).
+    pub fn from_map(map: Map<String, Value>) -> Claims {
+        Claims(
+            map.into_iter()
+                .map(|(name, value)| (name.into_boxed_str(), value))
+                .collect(),
+        )
+    }
+
+    /// The value of claim `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0
+            .binary_search_by(|(n, _)| (**n).cmp(name))
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .map(|(_, v)| v)
+    }
+
+    /// (name, value) pairs in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(n, v)| (&**n, v))
+    }
+
+    /// Claim names in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(n, _)| &**n)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::ops::Index<&str> for Claims {
+    type Output = Value;
+
+    /// `Value::Null` for an absent claim, as `serde_json::Map` indexing through a `Value` does.
+    fn index(&self, name: &str) -> &Value {
+        self.get(name).unwrap_or(&Value::Null)
+    }
 }
 
 /// What a route asks of a verified identity. Checked on every request, cache hit or not.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::config::{Algorithm, IssuerConfig, TokenUseRequirement};
+use crate::config::{Algorithm, IssuerConfig, KeepClaims, TokenUseRequirement};
 use crate::error::AuthError;
 use crate::identity::{Identity, TokenUse};
 use crate::jose::{Decoded, decode};
@@ -65,7 +65,7 @@ pub fn verify(
     if decoded.iss() != rules.iss {
         return Err(AuthError::WrongIssuer);
     }
-    check(decoded, rules, keys, now)
+    check(decoded, rules, keys, now, &KeepClaims::All)
 }
 
 /// Checks a decoded token whose `iss` selected `rules`, in this order: `alg` allowed, `kid`
@@ -75,6 +75,7 @@ pub fn check(
     rules: &IssuerRules,
     keys: &KeySet,
     now: u64,
+    keep: &KeepClaims,
 ) -> Result<Identity, AuthError> {
     let alg = Algorithm::from_name(&decoded.alg)
         .filter(|a| rules.algorithms.contains(a))
@@ -129,7 +130,7 @@ pub fn check(
         token_use,
         client_id,
         exp,
-        claims,
+        claims: keep.keep(claims),
     })
 }
 

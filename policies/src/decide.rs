@@ -27,7 +27,19 @@ pub struct Principal<'a> {
     /// The token's scopes (`scope`, split on spaces).
     pub scopes: &'a [String],
     /// Every claim of the token.
-    pub claims: &'a Map<String, Value>,
+    pub claims: &'a dyn Claims,
+}
+
+/// A token's claims, looked up by name: its JSON object, or any compact form of it.
+pub trait Claims: std::fmt::Debug {
+    /// The value of claim `name`, if the token has it.
+    fn claim(&self, name: &str) -> Option<&Value>;
+}
+
+impl Claims for Map<String, Value> {
+    fn claim(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
 }
 
 /// Why a decision went the way it did.
@@ -130,7 +142,7 @@ fn evaluate<'c>(
     role_ids: &[usize],
     method: &str,
     path: &str,
-    claims: Option<&Map<String, Value>>,
+    claims: Option<&dyn Claims>,
 ) -> Option<StatementRef<'c>> {
     let held = || role_ids.iter().filter_map(|i| roles.get(*i));
     for role in held() {

@@ -33,7 +33,7 @@ mod overlap;
 pub mod pattern;
 pub mod roles;
 
-pub use decide::{Decision, Principal, Reason, StatementRef};
+pub use decide::{Claims, Decision, Principal, Reason, StatementRef};
 pub use diag::{Diagnostic, Diagnostics, Span};
 pub use duration::parse_duration;
 pub use matcher::{RouteMatch, normalize_host};

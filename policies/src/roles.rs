@@ -12,7 +12,7 @@
 //! `guest` roles are given only to requests that carry no token at all: the proxy answers 401 to
 //! an invalid token and never asks for the guest roles in that case.
 
-use crate::decide::Principal;
+use crate::decide::{Claims, Principal};
 use crate::method::MethodSet;
 use crate::pattern::{PathPattern, Seg, request_segments};
 use serde_json::Value;
@@ -98,8 +98,8 @@ impl Rule {
     /// equals the value; `not_equals` — no element does; `starts_with` — some element starts
     /// with it. A string claim: `contains` is a substring test. An absent claim matches nothing
     /// (a `not_equals` rule is skipped, as identity pools do).
-    pub fn matches(&self, claims: &serde_json::Map<String, Value>) -> bool {
-        let Some(value) = claims.get(&self.claim) else {
+    pub fn matches(&self, claims: &dyn Claims) -> bool {
+        let Some(value) = claims.claim(&self.claim) else {
             return false;
         };
         match value {
@@ -144,7 +144,7 @@ impl RoleMapping {
         };
         let preferred = p
             .claims
-            .get("cognito:preferred_role")
+            .claim("cognito:preferred_role")
             .and_then(Value::as_str)
             .and_then(|arn| self.preferred_role.get(arn));
         match preferred {
@@ -200,10 +200,10 @@ fn safe_segment(v: &str) -> bool {
 
 /// Resolves a claim variable to a literal segment, or `None` when it cannot be one.
 fn claim_segment<'c>(
-    claims: Option<&'c serde_json::Map<String, Value>>,
+    claims: Option<&'c dyn Claims>,
     name: &str,
 ) -> Option<std::borrow::Cow<'c, str>> {
-    let v = scalar_text(claims?.get(name)?)?;
+    let v = scalar_text(claims?.claim(name)?)?;
     safe_segment(&v).then_some(v)
 }
 
@@ -214,12 +214,7 @@ impl Statement {
     /// cannot be a single literal segment (absent, empty, `..`, containing `/`, `*`, `%`…), an
     /// allow statement does not match, and a deny statement treats the variable as `*` — both
     /// fail closed.
-    pub fn covers(
-        &self,
-        method: &str,
-        path: &str,
-        claims: Option<&serde_json::Map<String, Value>>,
-    ) -> bool {
+    pub fn covers(&self, method: &str, path: &str, claims: Option<&dyn Claims>) -> bool {
         self.methods.contains(method)
             && self.paths.iter().any(|p| self.path_covers(p, path, claims))
     }
@@ -227,12 +222,7 @@ impl Statement {
     /// Allow statements match exactly. Deny statements also match a trailing slash and any
     /// ASCII letter case, because many backends route `/Orders/5/` as `/orders/5`: a deny must
     /// cover every spelling such a backend would serve (failing closed), an allow only its own.
-    fn path_covers(
-        &self,
-        pattern: &PathPattern,
-        path: &str,
-        claims: Option<&serde_json::Map<String, Value>>,
-    ) -> bool {
+    fn path_covers(&self, pattern: &PathPattern, path: &str, claims: Option<&dyn Claims>) -> bool {
         let deny = self.effect == Effect::Deny;
         let same = |want: &str, got: &str| {
             if deny {

@@ -182,7 +182,7 @@ pub(crate) async fn admit(
         token_use: Some(identity.token_use.as_str()),
         groups: &identity.groups,
         scopes: &identity.scopes,
-        claims: &identity.claims,
+        claims: &IdentityClaims(&identity.claims),
     };
     let d = policy.decide(&m, method, &path, Some(&principal));
     if d.allowed {
@@ -309,6 +309,7 @@ pub(crate) fn backend_identity_headers(
     id: &Identity,
     roles: &[&str],
 ) -> Result<Vec<(HeaderName, HeaderValue)>, headers::HeaderError> {
+    let claims = IdentityClaims(&id.claims);
     let view = IdentityView {
         issuer: &id.issuer,
         sub: &id.sub,
@@ -318,11 +319,21 @@ pub(crate) fn backend_identity_headers(
         scopes: &id.scopes,
         client_id: id.client_id.as_deref(),
         token_use: id.token_use.as_str(),
-        claims: Some(&id.claims),
+        claims: Some(&claims),
     };
     let mut out = headers::identity_headers(&view, &state.identity_names)?;
-    out.extend(headers::route_claim_headers(&route.headers, &id.claims)?);
+    out.extend(headers::route_claim_headers(&route.headers, &claims)?);
     Ok(out)
+}
+
+/// The policy engine's view of a verified identity's claims.
+#[derive(Debug, Clone, Copy)]
+struct IdentityClaims<'a>(&'a poolgate_authorizer::Claims);
+
+impl pol::Claims for IdentityClaims<'_> {
+    fn claim(&self, name: &str) -> Option<&serde_json::Value> {
+        self.0.get(name)
+    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ pub struct IdentityView<'a> {
     pub scopes: &'a [String],
     pub client_id: Option<&'a str>,
     pub token_use: &'a str,
-    pub claims: Option<&'a serde_json::Map<String, Value>>,
+    pub claims: Option<&'a dyn poolgate_policies::Claims>,
 }
 
 /// A verified value that cannot travel as a header value; the request is refused rather
@@ -160,7 +160,7 @@ pub fn identity_headers(
     }
     push(&mut out, &names.token_use, id.token_use)?;
     for (claim, name) in &names.claims {
-        let Some(value) = id.claims.and_then(|c| c.get(claim)) else {
+        let Some(value) = id.claims.and_then(|c| c.claim(claim)) else {
             continue; // an absent claim is an absent header
         };
         match value {
@@ -175,11 +175,11 @@ pub fn identity_headers(
 /// (the gate removes any client-sent header of that name regardless).
 pub fn route_claim_headers(
     pairs: &[(String, String)],
-    claims: &serde_json::Map<String, Value>,
+    claims: &dyn poolgate_policies::Claims,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, HeaderError> {
     let mut out = Vec::with_capacity(pairs.len());
     for (header, claim) in pairs {
-        let Some(value) = claims.get(claim) else {
+        let Some(value) = claims.claim(claim) else {
             continue;
         };
         let name =

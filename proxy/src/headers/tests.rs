@@ -53,7 +53,7 @@ fn claim_headers_and_override_headers_are_stripped_in_every_spelling() {
 
 fn view<'a>(
     groups: &'a [String],
-    claims: Option<&'a serde_json::Map<String, Value>>,
+    claims: Option<&'a dyn poolgate_policies::Claims>,
 ) -> IdentityView<'a> {
     IdentityView {
         issuer: "shop",
