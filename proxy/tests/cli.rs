@@ -267,3 +267,43 @@ async fn demo_and_token_end_to_end() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+#[test]
+fn check_reads_a_ca_bundle_beside_the_policy_whatever_the_working_directory() {
+    let (ca, _, _) = support::certs::certificates();
+    let dir = ca.parent().unwrap().to_path_buf();
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "version: 1\nupstreams:\n  app:\n    targets: [\"127.0.0.1:1\"]\n    tls: { sni: localhost, ca: ca.pem }\nroutes:\n  - match: { path: \"/**\" }\n    upstream: app\n    public: true\n",
+    )
+    .unwrap();
+    let check = || {
+        Command::new(BIN)
+            .args(["check", "--format", "json", "-c"])
+            .arg(&policy)
+            .current_dir("/")
+            .output()
+            .unwrap()
+    };
+    let ok = check();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    std::fs::remove_file(&ca).unwrap();
+    let bad = check();
+    assert_eq!(bad.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{report}");
+    let p = &problems[0];
+    assert_eq!(p["key"], "upstreams.app.tls.ca");
+    assert_eq!(p["file"], policy.display().to_string());
+    assert_eq!((p["line"].as_u64(), p["col"].as_u64()), (Some(5), Some(32)));
+    assert!(p["message"].as_str().unwrap().contains("ca.pem"), "{p}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
