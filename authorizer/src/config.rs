@@ -328,7 +328,8 @@ fn check_url(url: &str) -> Result<(), String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
     /// Maximum number of cached tokens; 0 disables the cache. Default 100,000. An entry of a
-    /// Cognito access token costs about 3.3 KB of heap (4.2 KB of RSS under glibc): see
+    /// Cognito access token costs about 2.0 KB of heap (2.8 KB of RSS) with every claim kept,
+    /// 1.2 KB (1.6 KB of RSS) with only the four claims a typical policy reads: see
     /// `benches/cache_memory.rs`.
     pub capacity: u64,
     /// Entries are dropped this long before the token's `exp`. Default 0.
@@ -347,7 +348,7 @@ pub enum KeepClaims {
     #[default]
     All,
     /// Only these: the claims the caller's configuration reads. A cached Cognito access token
-    /// then costs about a third of the memory (see `benches/cache_memory.rs`).
+    /// then costs about 40 % less memory (see `benches/cache_memory.rs`).
     Only(Arc<BTreeSet<String>>),
 }
 
