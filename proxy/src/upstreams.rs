@@ -19,7 +19,7 @@ use pingora::lb::health_check::HttpHealthCheck;
 use pingora::lb::selection::{Consistent, RoundRobin};
 use pingora::protocols::tls::CaType;
 use pingora::upstreams::peer::{HttpPeer, PeerOptions};
-use pingora::utils::tls::{WrappedX509, parse_x509};
+use pingora::utils::tls::WrappedX509;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
@@ -272,12 +272,11 @@ fn load_ca(spec: &UpstreamSpec) -> Result<Option<TrustedCa>, UpstreamError> {
         .iter()
         .enumerate()
         .map(|(i, cert)| {
-            let raw = cert.as_ref().to_vec();
-            // pingora's only constructor panics on a certificate x509-parser refuses (a
-            // fallible one needs that crate's types): keep such a file from taking the process
-            // down. The default panic hook still prints one line.
-            std::panic::catch_unwind(move || WrappedX509::new(raw, parse_x509))
-                .map_err(|_| err(format!("certificate {}: cannot be parsed", i + 1)))
+            // The fallible constructor: pingora's `parse_x509` panics on what x509-parser refuses.
+            WrappedX509::try_new(cert.as_ref().to_vec(), |raw| {
+                x509_parser::parse_x509_certificate(raw).map(|(_, c)| c)
+            })
+            .map_err(|e| err(format!("certificate {}: {e}", i + 1)))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
