@@ -70,6 +70,8 @@ pub struct FileConfig {
     pub identity_headers: Option<IdentityHeadersFile>,
     #[serde(default)]
     pub limits: Option<LimitsFile>,
+    #[serde(default)]
+    pub server: Option<ServerFile>,
 }
 
 /// A file named under `include:`: more issuers, upstreams, roles and routes.
@@ -328,6 +330,24 @@ pub struct IdentityHeadersFile {
     pub prefix: Option<S>,
     #[serde(default)]
     pub claims: Option<Named<S>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    #[serde(default)]
+    pub threads: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub access_log: Option<S>,
+    #[serde(default)]
+    pub token_cache: Option<TokenCacheFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCacheFile {
+    #[serde(default)]
+    pub capacity: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -39,8 +39,9 @@ pub use duration::parse_duration;
 pub use matcher::{RouteMatch, normalize_host};
 pub use method::MethodSet;
 pub use model::{
-    AuthRequirement, Balance, Cors, HashKey, HealthCheck, IdentityHeaders, Issuer, JwksTimings,
-    KeySource, Limits, Listener, ListenerTls, Route, Timeouts, TokenUse, Upstream, UpstreamTls,
+    AccessLogTarget, AuthRequirement, Balance, Cors, HashKey, HealthCheck, IdentityHeaders, Issuer,
+    JwksTimings, KeySource, Limits, Listener, ListenerTls, Route, Server, Timeouts, TokenUse,
+    Upstream, UpstreamTls,
 };
 pub use normalize::{PathError, normalize_path, split_query};
 pub use roles::{Effect, Role, RoleMapping, Rule, RuleMatch, RuleOp, Statement};
@@ -63,6 +64,8 @@ pub struct Config {
     pub routes: Vec<Route>,
     pub identity_headers: IdentityHeaders,
     pub limits: Limits,
+    /// Process settings (`server:`).
+    pub server: Server,
     /// The files read (main first), e.g. to watch them for reloads.
     pub files: Vec<PathBuf>,
     matcher: matcher::Matcher,
@@ -80,6 +83,7 @@ impl Config {
         routes: Vec<Route>,
         identity_headers: IdentityHeaders,
         limits: Limits,
+        server: Server,
         files: Vec<String>,
     ) -> Self {
         let matcher = matcher::Matcher::new(&routes);
@@ -93,6 +97,7 @@ impl Config {
             routes,
             identity_headers,
             limits,
+            server,
             files: files.into_iter().map(PathBuf::from).collect(),
             matcher,
         }

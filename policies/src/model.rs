@@ -254,3 +254,34 @@ impl Default for Limits {
         }
     }
 }
+
+/// Process settings: they take effect when poolgate starts (a reload keeps the running ones),
+/// except the token cache's capacity, which a reload applies with a new cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Server {
+    /// Worker threads; `None`: one per CPU the process may run on.
+    pub threads: Option<usize>,
+    /// Where the JSON access log goes.
+    pub access_log: AccessLogTarget,
+    /// Verified tokens kept in the cache; 0 turns the cache off.
+    pub token_cache_capacity: u64,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            threads: None,
+            access_log: AccessLogTarget::Stdout,
+            token_cache_capacity: 100_000,
+        }
+    }
+}
+
+/// Where the access log goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// One JSON line per request on standard output.
+    Stdout,
+    /// No access log.
+    Off,
+}

@@ -119,6 +119,7 @@ fixture_tests!(
     admin_clash,
     empty,
     not_a_list,
+    server,
 );
 
 #[test]

@@ -123,3 +123,25 @@ upstreams:
     let read: Vec<String> = c.claims_read().into_iter().collect();
     assert_eq!(read, ["cognito:preferred_role"]);
 }
+
+#[test]
+fn server_settings_are_read_and_default_sensibly() {
+    let text = |server: &str| {
+        format!(
+            "version: 1\n{server}upstreams:\n  u: {{ targets: [127.0.0.1:1] }}\nroutes:\n  - {{ match: {{ path: /x }}, upstream: u, public: true }}\n"
+        )
+    };
+    let c = poolgate_policies::load_str("p.yaml", &text(""), &|_| None).unwrap();
+    assert_eq!(c.server, poolgate_policies::Server::default());
+    assert_eq!(c.server.threads, None);
+    assert_eq!(c.server.token_cache_capacity, 100_000);
+    let c = poolgate_policies::load_str(
+        "p.yaml",
+        &text("server: { threads: 3, access_log: off, token_cache: { capacity: 0 } }\n"),
+        &|_| None,
+    )
+    .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(c.server.threads, Some(3));
+    assert_eq!(c.server.access_log, poolgate_policies::AccessLogTarget::Off);
+    assert_eq!(c.server.token_cache_capacity, 0);
+}

@@ -54,6 +54,10 @@ pub fn proxy_config(policy: Arc<pol::Config>) -> ProxyConfig {
     };
     cfg.max_request_header_bytes =
         usize::try_from(policy.limits.max_request_header_bytes).unwrap_or(usize::MAX);
+    // One worker per CPU this process may use (its affinity mask and cgroup quota count).
+    cfg.server.threads = policy.server.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     cfg
 }
 

@@ -175,7 +175,10 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
             .unwrap_or_default()
     );
     let opts = StartOptions {
-        access_log: AccessLog::stdout(),
+        access_log: match policy.server.access_log {
+            poolgate_policies::AccessLogTarget::Stdout => AccessLog::stdout(),
+            poolgate_policies::AccessLogTarget::Off => AccessLog::Off,
+        },
         reload_from: Some(path.to_path_buf()),
         ..StartOptions::default()
     };

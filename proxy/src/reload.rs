@@ -59,6 +59,11 @@ async fn try_reload(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
     {
         log::warn!("listener or admin addresses changed: they take effect on restart only");
     }
+    if policy.server.threads != old.policy.server.threads
+        || policy.server.access_log != old.policy.server.access_log
+    {
+        log::warn!("server.threads or server.access_log changed: they take effect on restart only");
+    }
     let setup = verifier::for_policy(&policy, old.verifier.as_ref())?;
     let mut state = GateState::build(&cfg, setup, Some(&old))?;
     state.listeners = old.listeners.clone();

@@ -84,9 +84,10 @@ pub struct VerifierSetup {
     pub verifier: Arc<dyn TokenVerifier>,
     /// The issuers it was built for (a reload with equal issuers keeps it, cache and keys).
     pub issuers: Vec<IssuerConfig>,
-    /// The claims its identities keep: those the policy reads. A reload that reads another
-    /// claim gets a new verifier, so no cached identity lacks a claim the new policy needs.
-    pub keep_claims: KeepClaims,
+    /// Its cache settings, among them the claims its identities keep: those the policy reads.
+    /// A reload that reads another claim gets a new verifier, so no cached identity lacks a
+    /// claim the new policy needs.
+    pub cache: CacheConfig,
     /// Its own metrics registry, rendered by `/metrics` next to the proxy's.
     pub registry: Option<prometheus::Registry>,
 }
@@ -101,24 +102,24 @@ pub fn for_policy(
     if issuers.is_empty() {
         return Ok(None);
     }
-    let keep_claims = KeepClaims::Only(Arc::new(policy.claims_read()));
+    let cache = CacheConfig {
+        capacity: policy.server.token_cache_capacity,
+        keep_claims: KeepClaims::Only(Arc::new(policy.claims_read())),
+        ..CacheConfig::default()
+    };
     if let Some(prev) = previous
         && prev.issuers == issuers
-        && prev.keep_claims == keep_claims
+        && prev.cache == cache
     {
         return Ok(Some(prev.clone()));
     }
-    let cache = CacheConfig {
-        keep_claims: keep_claims.clone(),
-        ..CacheConfig::default()
-    };
-    let authorizer = Authorizer::new(issuers.clone(), cache)?;
+    let authorizer = Authorizer::new(issuers.clone(), cache.clone())?;
     let registry = prometheus::Registry::new();
     authorizer.register_metrics(&registry)?;
     Ok(Some(VerifierSetup {
         verifier: Arc::new(authorizer),
         issuers,
-        keep_claims,
+        cache,
         registry: Some(registry),
     }))
 }

@@ -683,3 +683,24 @@ async fn a_reload_that_reads_another_claim_never_serves_a_trimmed_cached_identit
     );
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+#[tokio::test]
+async fn token_cache_capacity_comes_from_the_policy_file() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let be = EchoBackend::start("app");
+    let hits = |m: &str| sample(m, "poolgate_token_cache_hits_total").unwrap_or(0.0);
+    for (server, want_hits) in [
+        ("", 2.0),
+        ("server: { token_cache: { capacity: 0 } }\n", 0.0),
+    ] {
+        let text = format!("{}{server}", policy(&issuer, &be));
+        let proxy = Proxy::start(policy_config(&text));
+        wait_ready(&proxy).await;
+        let auth = bearer(&issuer.mint_access("c", &["readers"], &[]));
+        for _ in 0..3 {
+            let r = get(proxy.addr, "/orders/1", &[("authorization", &auth)]).await;
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+        assert_eq!(hits(&proxy.metrics().await), want_hits, "{server}");
+    }
+}

@@ -14,7 +14,7 @@ pub(crate) use ctx::{Ctx, Def};
 use crate::Config;
 use crate::diag::Diagnostics;
 use crate::file::{FileConfig, IncludeFile, Named, S};
-use crate::model::{IdentityHeaders, Limits, Listener, ListenerTls};
+use crate::model::{AccessLogTarget, IdentityHeaders, Limits, Listener, ListenerTls, Server};
 
 /// The parsed main file and its parsed includes, each with its file name.
 pub(crate) struct Parts {
@@ -118,6 +118,7 @@ pub(crate) fn convert(parts: Parts, mut ctx: Ctx<'_>) -> Result<Config, Diagnost
     }
     let identity_headers = identity_headers(&mut ctx, main);
     let limits = limits(&mut ctx, main);
+    let server = server(&mut ctx, main);
 
     // Sections that may also come from includes, in file order (main first).
     let mut issuers = Vec::new();
@@ -197,6 +198,7 @@ pub(crate) fn convert(parts: Parts, mut ctx: Ctx<'_>) -> Result<Config, Diagnost
         routes,
         identity_headers,
         limits,
+        server,
         std::iter::once(main_file.clone())
             .chain(parts.includes.iter().map(|(f, _)| f.clone()))
             .collect(),
@@ -284,6 +286,43 @@ fn identity_headers(ctx: &mut Ctx<'_>, main: &FileConfig) -> IdentityHeaders {
             };
             out.claims.push((h, c));
         }
+    }
+    out
+}
+
+/// Most threads a process may ask for: far beyond any machine, well short of exhausting it.
+const MAX_THREADS: u64 = 1024;
+
+fn server(ctx: &mut Ctx<'_>, main: &FileConfig) -> Server {
+    let mut out = Server::default();
+    let Some(file) = &main.server else {
+        return out;
+    };
+    if let Some(t) = &file.threads {
+        if (1..=MAX_THREADS).contains(&t.value) {
+            out.threads = usize::try_from(t.value).ok();
+        } else {
+            ctx.push(
+                ctx.diag(
+                    &t.referenced,
+                    "server.threads",
+                    format!("`{}` worker threads is out of range", t.value),
+                )
+                .help(format!(
+                    "use 1 to {MAX_THREADS}, or leave it out for one per CPU"
+                )),
+            );
+        }
+    }
+    if let Some(a) = &file.access_log {
+        match ctx.choice(a, "server.access_log", "access log", &["stdout", "off"]) {
+            Some("off") => out.access_log = AccessLogTarget::Off,
+            Some(_) => out.access_log = AccessLogTarget::Stdout,
+            None => {}
+        }
+    }
+    if let Some(c) = file.token_cache.as_ref().and_then(|c| c.capacity.as_ref()) {
+        out.token_cache_capacity = c.value;
     }
     out
 }
