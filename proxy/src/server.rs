@@ -37,6 +37,9 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
+/// Idle upstream connections each worker keeps (pingora's default is 128).
+const UPSTREAM_KEEPALIVE_PER_THREAD: usize = 512;
+
 /// pingora's process settings from ours.
 pub fn server_conf(cfg: &ProxyConfig) -> ServerConf {
     let s = &cfg.server;
@@ -45,6 +48,12 @@ pub fn server_conf(cfg: &ProxyConfig) -> ServerConf {
         grace_period_seconds: Some(s.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(s.shutdown_timeout.as_secs()),
         upgrade_sock: s.upgrade_sock.to_string_lossy().into_owned(),
+        // Off by default: one single-threaded runtime per worker, so no work-stealing queues to
+        // lock and no cross-worker wake-ups on the request path; nothing poolgate runs there blocks.
+        work_stealing: s.work_stealing,
+        // Idle upstream connections kept per worker: below the peak of concurrent upstream
+        // requests, connections are closed and reopened under load.
+        upstream_keepalive_pool_size: UPSTREAM_KEEPALIVE_PER_THREAD,
         ..ServerConf::default()
     };
     conf.pid_file = String::from("/tmp/poolgate.pid");
