@@ -223,7 +223,7 @@ impl Ctx<'_> {
                 self.args.threads
             ),
             "each poolgate target is a fresh `poolgate run -c FILE` process (access log to /dev/null); CPU seconds are utime+stime from /proc/PID/stat over the measured window, RSS from /proc/PID/status (VmRSS, VmHWM)".to_owned(),
-            "poolgate `run` takes its worker-thread count from the server defaults (2): the policy file has no setting for it, so the pinned proxy runs 2 pingora threads on 1 CPU".to_owned(),
+            "poolgate `run` starts one worker thread per CPU it may use (`server.threads` unset), so the pinned proxy runs 1 pingora worker; its access log is on (to /dev/null)".to_owned(),
         ];
         if let Some(v) = verify_rate {
             method.push(format!(
@@ -454,7 +454,7 @@ impl Ctx<'_> {
     }
 
     /// poolgate's hidden `passthrough` command: one route, one worker thread, no access log —
-    /// what `run` would cost if the policy file could set threads and turn the log off.
+    /// what `run` costs without its access log (`server.access_log: off`).
     async fn bare_row(&self, bin: &Path) -> Result<Option<Row>, String> {
         let has = std::process::Command::new(bin)
             .args(["passthrough", "--help"])
