@@ -14,11 +14,12 @@ pub struct Listener {
     pub tls: Option<ListenerTls>,
 }
 
-/// Certificate chain and private key files (PEM) of a TLS listener.
+/// Certificate chain and private key files (PEM) of a TLS listener; a relative path in the
+/// file is taken from the policy file's directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListenerTls {
-    pub cert: String,
-    pub key: String,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 /// Which kind of token an issuer or a route accepts.

@@ -1,7 +1,6 @@
 //! From the policy file's validated model (`poolgate-policies`) to the proxy's runtime
 //! settings and the authorizer's issuer configuration.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use poolgate_authorizer as authz;
@@ -31,8 +30,8 @@ pub fn proxy_config(policy: Arc<pol::Config>) -> ProxyConfig {
         .map(|l| ListenerSpec {
             address: l.address,
             tls: l.tls.as_ref().map(|t| TlsFiles {
-                cert: PathBuf::from(&t.cert),
-                key: PathBuf::from(&t.key),
+                cert: t.cert.clone(),
+                key: t.key.clone(),
             }),
         })
         .collect();

@@ -227,9 +227,10 @@ fn listeners(ctx: &mut Ctx<'_>, main: &FileConfig) -> Vec<Listener> {
         let tls = l.value.tls.as_ref().and_then(|t| {
             let cert = ctx.text(&t.cert, &format!("{key}.tls.cert"))?;
             let key_file = ctx.text(&t.key, &format!("{key}.tls.key"))?;
+            // Relative to the policy file, as includes and upstream CA bundles are.
             Some(ListenerTls {
-                cert,
-                key: key_file,
+                cert: tls::resolve(&ctx.file, &cert),
+                key: tls::resolve(&ctx.file, &key_file),
             })
         });
         if let Some(address) = address {

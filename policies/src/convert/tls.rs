@@ -73,7 +73,7 @@ fn ca_bundle(ctx: &mut Ctx<'_>, s: &S, key: &str) -> Option<PathBuf> {
 
 /// `written` as is when absolute, else relative to the directory of the policy file `file`
 /// (as includes are).
-fn resolve(file: &str, written: &str) -> PathBuf {
+pub(crate) fn resolve(file: &str, written: &str) -> PathBuf {
     let p = Path::new(written);
     match Path::new(file).parent() {
         Some(dir) if p.is_relative() => dir.join(p),
@@ -267,7 +267,7 @@ mod tests {
     }
 
     #[test]
-    fn a_loaded_policy_carries_the_resolved_bundle_path() {
+    fn a_loaded_policy_carries_resolved_bundle_and_listener_paths() {
         let dir = std::env::temp_dir().join(format!("poolgate-ca-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("parts")).unwrap();
         let cert = "-----BEGIN CERTIFICATE-----\nMAEA\n-----END CERTIFICATE-----\n";
@@ -275,7 +275,7 @@ mod tests {
         std::fs::write(dir.join("parts/ca.pem"), cert).unwrap();
         std::fs::write(
             dir.join("policy.yaml"),
-            "version: 1\ninclude: [parts/more.yaml]\nupstreams:\n  a: { targets: [\"h:1\"], tls: { ca: ca.pem } }\n",
+            "version: 1\ninclude: [parts/more.yaml]\nlisten:\n  - { address: \"127.0.0.1:8443\", tls: { cert: tls/cert.pem, key: /srv/key.pem } }\nupstreams:\n  a: { targets: [\"h:1\"], tls: { ca: ca.pem } }\n",
         )
         .unwrap();
         // An included file's relative paths are read from its own directory.
@@ -291,6 +291,10 @@ mod tests {
         };
         assert_eq!(ca("a"), dir.join("ca.pem"));
         assert_eq!(ca("b"), dir.join("parts/ca.pem"));
+        // A listener's certificate and key follow the same rule.
+        let tls = config.listeners[0].tls.clone().unwrap();
+        assert_eq!(tls.cert, dir.join("tls/cert.pem"));
+        assert_eq!(tls.key, PathBuf::from("/srv/key.pem"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
