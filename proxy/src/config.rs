@@ -209,7 +209,7 @@ pub struct UpstreamTls {
 pub struct IdentitySettings {
     /// Every client header starting with this (or with `-` read as `_`) is removed.
     pub prefix: String,
-    /// `(claim, header suffix)` pairs added after (and overriding) the built-in headers.
+    /// `(claim, header suffix)` pairs; a present claim replaces the built-in header of that name.
     pub claim_headers: Vec<(String, String)>,
 }
 

@@ -110,8 +110,23 @@ pub struct IdentityNames {
     scopes: HeaderName,
     client_id: HeaderName,
     token_use: HeaderName,
-    /// `(claim, header)` mappings, sent after (and replacing) the built-in headers.
-    claims: Vec<(String, HeaderName)>,
+    /// `(claim, header)` mappings; a present claim replaces the built-in header of the same
+    /// name (its bit in the mask, see [`Builtin`]), so that one is not built at all.
+    claims: Vec<(String, HeaderName, u8)>,
+}
+
+/// Bits of the built-in identity headers, for the claim mappings that replace them.
+struct Builtin;
+
+impl Builtin {
+    const ISSUER: u8 = 1;
+    const SUB: u8 = 1 << 1;
+    const USERNAME: u8 = 1 << 2;
+    const GROUPS: u8 = 1 << 3;
+    const ROLES: u8 = 1 << 4;
+    const SCOPES: u8 = 1 << 5;
+    const CLIENT_ID: u8 = 1 << 6;
+    const TOKEN_USE: u8 = 1 << 7;
 }
 
 impl IdentityNames {
@@ -122,7 +137,7 @@ impl IdentityNames {
             let full = format!("{p}{}", suffix.to_ascii_lowercase());
             HeaderName::from_bytes(full.as_bytes()).map_err(|_| HeaderError { header: full })
         };
-        Ok(Self {
+        let mut names = Self {
             issuer: name("issuer")?,
             sub: name("sub")?,
             username: name("username")?,
@@ -131,12 +146,31 @@ impl IdentityNames {
             scopes: name("scopes")?,
             client_id: name("client-id")?,
             token_use: name("token-use")?,
-            claims: settings
-                .claim_headers
-                .iter()
-                .map(|(claim, suffix)| Ok((claim.clone(), name(suffix)?)))
-                .collect::<Result<_, HeaderError>>()?,
-        })
+            claims: Vec::with_capacity(settings.claim_headers.len()),
+        };
+        for (claim, suffix) in &settings.claim_headers {
+            let header = name(suffix)?;
+            let replaces = names.builtin_bit(&header);
+            names.claims.push((claim.clone(), header, replaces));
+        }
+        Ok(names)
+    }
+
+    /// The bit of the built-in header named `header` (0 for none).
+    fn builtin_bit(&self, header: &HeaderName) -> u8 {
+        [
+            (&self.issuer, Builtin::ISSUER),
+            (&self.sub, Builtin::SUB),
+            (&self.username, Builtin::USERNAME),
+            (&self.groups, Builtin::GROUPS),
+            (&self.roles, Builtin::ROLES),
+            (&self.scopes, Builtin::SCOPES),
+            (&self.client_id, Builtin::CLIENT_ID),
+            (&self.token_use, Builtin::TOKEN_USE),
+        ]
+        .into_iter()
+        .find(|(n, _)| *n == header)
+        .map_or(0, |(_, bit)| bit)
     }
 }
 
@@ -147,26 +181,43 @@ pub fn identity_headers(
     names: &IdentityNames,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, HeaderError> {
     let mut out = Vec::with_capacity(8 + names.claims.len());
-    push(&mut out, &names.issuer, id.issuer)?;
-    push(&mut out, &names.sub, id.sub)?;
-    if let Some(username) = id.username {
-        push(&mut out, &names.username, username)?;
-    }
-    push_owned(&mut out, &names.groups, json_array(id.groups))?;
-    push_owned(&mut out, &names.roles, json_array(id.roles))?;
-    push_owned(&mut out, &names.scopes, json_array(id.scopes))?;
-    if let Some(client_id) = id.client_id {
-        push(&mut out, &names.client_id, client_id)?;
-    }
-    push(&mut out, &names.token_use, id.token_use)?;
-    for (claim, name) in &names.claims {
+    // Claim headers first: a present claim replaces the built-in header of its name, which is
+    // then not built (by default `sub`, `issuer` and `groups` come from claims).
+    let mut replaced = 0u8;
+    for (claim, name, bit) in &names.claims {
         let Some(value) = id.claims.and_then(|c| c.claim(claim)) else {
-            continue; // an absent claim is an absent header
+            continue; // an absent claim is an absent header (the built-in one stays)
         };
         match value {
             Value::String(s) => push(&mut out, name, s)?,
             other => push(&mut out, name, &other.to_string())?,
         }
+        replaced |= bit;
+    }
+    let wanted = |bit: u8| replaced & bit == 0;
+    if wanted(Builtin::ISSUER) {
+        push(&mut out, &names.issuer, id.issuer)?;
+    }
+    if wanted(Builtin::SUB) {
+        push(&mut out, &names.sub, id.sub)?;
+    }
+    if let Some(username) = id.username.filter(|_| wanted(Builtin::USERNAME)) {
+        push(&mut out, &names.username, username)?;
+    }
+    if wanted(Builtin::GROUPS) {
+        push_owned(&mut out, &names.groups, json_array(id.groups))?;
+    }
+    if wanted(Builtin::ROLES) {
+        push_owned(&mut out, &names.roles, json_array(id.roles))?;
+    }
+    if wanted(Builtin::SCOPES) {
+        push_owned(&mut out, &names.scopes, json_array(id.scopes))?;
+    }
+    if let Some(client_id) = id.client_id.filter(|_| wanted(Builtin::CLIENT_ID)) {
+        push(&mut out, &names.client_id, client_id)?;
+    }
+    if wanted(Builtin::TOKEN_USE) {
+        push(&mut out, &names.token_use, id.token_use)?;
     }
     Ok(out)
 }

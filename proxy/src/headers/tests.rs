@@ -125,6 +125,39 @@ fn claim_headers_map_strings_raw_and_others_as_json() {
 }
 
 #[test]
+fn a_present_claim_replaces_its_built_in_header_and_an_absent_one_leaves_it() {
+    let mut claims = serde_json::Map::new();
+    claims.insert(
+        "iss".into(),
+        Value::String("https://idp.example/pool".into()),
+    );
+    let settings = IdentitySettings {
+        prefix: "x-auth-".into(),
+        claim_headers: vec![
+            ("iss".into(), "issuer".into()),
+            ("cognito:groups".into(), "groups".into()),
+        ],
+    };
+    let groups = vec!["admins".to_owned()];
+    let h = identity_headers(
+        &view(&groups, Some(&claims)),
+        &IdentityNames::new(&settings).unwrap(),
+    )
+    .unwrap();
+    let all = |n: &str| -> Vec<String> {
+        h.iter()
+            .filter(|(k, _)| k == n)
+            .map(|(_, v)| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    // Built once, from the claim; not the built-in value as well.
+    assert_eq!(all("x-auth-issuer"), ["https://idp.example/pool"]);
+    // The claim is absent: the built-in header is sent.
+    assert_eq!(all("x-auth-groups"), [r#"["admins"]"#]);
+    assert_eq!(all("x-auth-sub"), ["1b2c-uuid"]);
+}
+
+#[test]
 fn values_that_cannot_be_headers_are_refused_not_truncated() {
     let mut claims = serde_json::Map::new();
     claims.insert(
