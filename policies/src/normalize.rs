@@ -40,7 +40,13 @@ pub enum PathError {
     AboveRoot,
     #[error("the path contains a fragment")]
     Fragment,
+    #[error("a path segment is percent-encoded more than {MAX_DECODES} times over")]
+    EncodedTooDeep,
 }
+
+/// How many times over a segment may be percent-encoded (`%252e` is twice). Each further pass
+/// would cost a pass over the segment, so deeper nesting is refused instead of decoded.
+pub const MAX_DECODES: usize = 8;
 
 fn hex(b: u8) -> Option<u8> {
     match b {
@@ -125,9 +131,16 @@ fn segment(raw: &str, out: &mut String) -> Result<(), PathError> {
 }
 
 /// Decodes again and again (a backend might) until nothing is left to decode: the result must
-/// never be a dot-segment, `/` or `\`. Every pass that decodes shrinks the segment, so this ends.
+/// never be a dot-segment, `/` or `\`. `bytes` is the segment decoded once; a segment that
+/// still decodes after [`MAX_DECODES`] passes is refused (nesting would make the work
+/// quadratic in the segment's length).
 fn check_deep_decoding(mut bytes: Vec<u8>) -> Result<(), PathError> {
+    let mut decodes = 1;
     while bytes.contains(&b'%') {
+        decodes += 1;
+        if decodes > MAX_DECODES {
+            return Err(PathError::EncodedTooDeep);
+        }
         let mut next = Vec::with_capacity(bytes.len());
         let mut i = 0;
         while let Some(&b) = bytes.get(i) {
@@ -269,8 +282,11 @@ mod tests {
             ("/a/%25252e/b", EncodedDotSegment),
             // Any depth: a backend that decodes five or eight times must not see `..` either.
             ("/%25252525252e%25252525252e/admin", EncodedDotSegment),
-            ("/a/%25252525252525252e/b", EncodedDotSegment),
-            ("/a%252525252525252fb", EncodedSlash),
+            ("/a/%252525252525252e/b", EncodedDotSegment),
+            ("/a%2525252525252fb", EncodedSlash),
+            // Nine times over: refused before it is decoded to the end, whatever it hides.
+            ("/a/%25252525252525252e/b", EncodedTooDeep),
+            ("/a/%252525252525252541/b", EncodedTooDeep),
             ("/a%2fb", EncodedSlash),
             ("/a%2Fb", EncodedSlash),
             ("/a%5cb", EncodedSlash),

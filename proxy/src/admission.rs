@@ -299,6 +299,7 @@ pub fn path_error_code(e: &pol::PathError) -> &'static str {
         P::EncodedDotSegment => "path_encoded_dot_segment",
         P::AboveRoot => "path_above_root",
         P::Fragment => "path_fragment",
+        P::EncodedTooDeep => "path_encoded_too_deep",
     }
 }
 

@@ -142,3 +142,21 @@ async fn options_on_a_route_without_cors_is_judged_as_options() {
     assert_eq!(status, 401, "guests may not send OPTIONS");
     assert_eq!(be.count(), 0);
 }
+
+#[tokio::test]
+async fn percent_encoding_nested_more_than_eight_times_is_refused() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(policy_config(&guest_policy(&be.target())));
+    // Eight times over still decodes to `..` and is refused as such; nine is refused unread.
+    let eight = format!("/x/%25{}2e%25{}2e/admin", "25".repeat(6), "25".repeat(6));
+    let r = get(proxy.addr, &eight, &[]).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["reason"], "path_encoded_dot_segment");
+    // Nested thousands of times over, a segment would cost a pass over itself per level, and
+    // what it finally decodes to (`A`) would pass: it is refused after eight.
+    let deep = format!("/x/%{}41", "25".repeat(4000));
+    let r = get(proxy.addr, &deep, &[]).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["reason"], "path_encoded_too_deep");
+    assert_eq!(be.count(), 0, "nothing may reach the backend");
+}
