@@ -190,7 +190,7 @@ pub fn identity_headers(
         };
         match value {
             Value::String(s) => push(&mut out, name, s)?,
-            other => push(&mut out, name, &other.to_string())?,
+            other => push_owned(&mut out, name, other.to_string())?,
         }
         replaced |= bit;
     }
@@ -241,7 +241,7 @@ pub fn route_claim_headers(
             })?;
         match value {
             Value::String(s) => push(&mut out, &name, s)?,
-            other => push(&mut out, &name, &other.to_string())?,
+            other => push_owned(&mut out, &name, other.to_string())?,
         }
     }
     Ok(out)
