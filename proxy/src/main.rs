@@ -199,10 +199,25 @@ fn check(path: &Path, format: Format) -> ExitCode {
                 p.issuers.len(),
                 p.roles.len()
             );
+            let claims: Vec<String> = p.claims_read().into_iter().collect();
+            if !p.issuers.is_empty() {
+                println!(
+                    "claims the policy reads (kept with each cached token): {}",
+                    if claims.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        claims.join(", ")
+                    }
+                );
+            }
             ExitCode::SUCCESS
         }
-        (Ok(_), Format::Json) => {
-            println!("{}", serde_json::json!({"ok": true, "problems": []}));
+        (Ok(p), Format::Json) => {
+            let claims: Vec<String> = p.claims_read().into_iter().collect();
+            println!(
+                "{}",
+                serde_json::json!({"ok": true, "problems": [], "claims_read": claims})
+            );
             ExitCode::SUCCESS
         }
         (Err(d), Format::Human) => {

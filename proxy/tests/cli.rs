@@ -42,7 +42,25 @@ fn check_exit_codes_and_output() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("ok: "));
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(text.starts_with("ok: "), "{text}");
+    // The demo's identity headers read these three claims; nothing else does.
+    assert!(
+        text.contains(
+            "claims the policy reads (kept with each cached token): cognito:groups, iss, sub\n"
+        ),
+        "{text}"
+    );
+    let json = Command::new(BIN)
+        .args(["check", "--format", "json", "-c", DEMO])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["ok"], true);
+    assert_eq!(
+        json["claims_read"],
+        serde_json::json!(["cognito:groups", "iss", "sub"])
+    );
 
     let bad = write_temp(
         "bad.yaml",
