@@ -56,6 +56,8 @@ pub enum AccessLog {
 pub struct Shared {
     pending: Mutex<Vec<u8>>,
     dropped: AtomicU64,
+    /// Held while a batch is written, so the writer and a final flush keep lines in order.
+    output: Mutex<()>,
 }
 
 impl AccessLog {
@@ -71,6 +73,13 @@ impl AccessLog {
             return AccessLog::Off;
         }
         AccessLog::Buffered(shared)
+    }
+
+    /// Writes the lines still waiting (the writer thread would within 10 ms): at exit.
+    pub fn flush(&self) {
+        if let AccessLog::Buffered(shared) = self {
+            drain(shared, &mut Vec::new(), &mut std::io::stdout());
+        }
     }
 
     /// Lines dropped because the writer could not keep up.
@@ -120,17 +129,26 @@ fn write_lines(shared: &std::sync::Weak<Shared>, out: &mut impl Write) {
         let Some(live) = shared.upgrade() else {
             return;
         };
-        std::mem::swap(
-            &mut *live.pending.lock().unwrap_or_else(PoisonError::into_inner),
-            &mut batch,
-        );
+        drain(&live, &mut batch, out);
         drop(live);
-        if !batch.is_empty() {
-            let _ = out.write_all(&batch);
-            let _ = out.flush();
-            batch.clear();
-        }
         std::thread::sleep(WRITER_PAUSE);
+    }
+}
+
+/// Swaps the waiting lines into `batch` (emptied) and writes them to `out`.
+fn drain(shared: &Shared, batch: &mut Vec<u8>, out: &mut impl Write) {
+    let _writing = shared.output.lock().unwrap_or_else(PoisonError::into_inner);
+    std::mem::swap(
+        &mut *shared
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+        batch,
+    );
+    if !batch.is_empty() {
+        let _ = out.write_all(batch);
+        let _ = out.flush();
+        batch.clear();
     }
 }
 
@@ -222,6 +240,31 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, ["\"r0\"", "\"r1\"", "\"r2\""]);
+    }
+
+    #[test]
+    fn a_drain_writes_what_is_waiting_and_leaves_nothing() {
+        let shared = Shared::default();
+        let log = AccessLog::Buffered(Arc::new(shared));
+        log.write(&record("a"));
+        log.write(&record("b"));
+        let AccessLog::Buffered(shared) = &log else {
+            unreachable!()
+        };
+        let mut out = Vec::new();
+        drain(shared, &mut Vec::new(), &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            text.lines()
+                .next()
+                .unwrap()
+                .contains("\"request_id\":\"a\"")
+        );
+        assert!(shared.pending.lock().unwrap().is_empty());
+        let mut again = Vec::new();
+        drain(shared, &mut Vec::new(), &mut again);
+        assert!(again.is_empty());
     }
 
     #[test]

@@ -179,7 +179,7 @@ pub fn run() -> Result<std::convert::Infallible, DemoError> {
     // The issuer, backend and token endpoint keep running on `rt` (kept alive here) while
     // pingora runs its own runtimes.
     let _keep = rt;
-    prepared.server.run_forever()
+    prepared.run_until_stopped()
 }
 
 fn instructions(

@@ -65,6 +65,16 @@ pub struct Prepared {
     pub shared: Arc<Shared>,
 }
 
+impl Prepared {
+    /// Serves until a stop signal and the shutdown that follows, writes the access-log lines
+    /// still waiting, and exits the process.
+    pub fn run_until_stopped(self) -> ! {
+        self.server.run(pingora::server::RunArgs::default());
+        self.shared.access_log.flush();
+        std::process::exit(0)
+    }
+}
+
 /// How to start, besides the configuration.
 #[derive(Clone, Default)]
 pub struct StartOptions {

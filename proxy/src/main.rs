@@ -183,7 +183,7 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         ..StartOptions::default()
     };
     match poolgate_proxy::prepare(&cfg, opts) {
-        Ok(p) => p.server.run_forever(),
+        Ok(p) => p.run_until_stopped(),
         Err(e) => fail(&e.to_string()),
     }
 }
@@ -300,7 +300,7 @@ fn passthrough(
         ..StartOptions::default()
     };
     match poolgate_proxy::prepare(&cfg, opts) {
-        Ok(p) => p.server.run_forever(),
+        Ok(p) => p.run_until_stopped(),
         Err(e) => fail(&e.to_string()),
     }
 }
