@@ -1,7 +1,7 @@
 //! Starts the real proxy in-process (a pingora `Server` on its own thread) on ephemeral ports.
 //!
 //! pingora binds listeners from address strings and cannot take a pre-bound socket (except by
-//! fd transfer during upgrades), so a free port is found by binding 127.0.0.1:0 and releasing it.
+//! fd transfer during upgrades), so a free port is found by binding one and releasing it.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -16,9 +16,26 @@ use poolgate_proxy::config::{ListenerSpec, ProxyConfig, TlsFiles};
 use poolgate_proxy::gate::Shared;
 use tokio::sync::oneshot;
 
+/// Ports handed out to this process: each one only once.
+static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A port nothing listens on, for a listener pingora binds later. Taken below the kernel's
+/// ephemeral range (32768 and up by default): a `bind(0)` elsewhere in the tests (a backend, a
+/// JWKS server) would otherwise be free to receive the same port between this check and
+/// pingora's bind, and a test would then talk to the wrong server. Each process starts at its
+/// own offset and never hands a port out twice.
 pub fn free_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 20_000;
+    let start = std::process::id().wrapping_mul(7_919) % SPAN;
+    loop {
+        let n = NEXT_PORT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(n < SPAN, "no free port left below the ephemeral range");
+        let port = u16::try_from(FIRST + (start + n) % SPAN).unwrap();
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().unwrap();
+        }
+    }
 }
 
 pub struct StopSignal(pub Mutex<Option<oneshot::Receiver<()>>>);
