@@ -28,16 +28,7 @@ pub trait TokenVerifier: Send + Sync {
     fn start(&self) {}
 
     /// Waits until ready or `limit` passes; whether it is ready.
-    async fn wait_ready(&self, limit: std::time::Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        while !self.is_ready() {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        true
-    }
+    async fn wait_ready(&self, limit: std::time::Duration) -> bool;
 
     /// Stops background work.
     fn stop(&self) {}

@@ -90,16 +90,8 @@ async fn env() -> Env {
     let issuer = TestIssuer::start().await.unwrap();
     let be = EchoBackend::start("app");
     let proxy = Proxy::start(policy_config(&policy(&issuer, &be)));
-    wait_ready(&proxy).await;
+    proxy.wait_ready().await;
     Env { issuer, be, proxy }
-}
-
-async fn wait_ready(proxy: &Proxy) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while get(proxy.admin, "/readyz", &[]).await.status != 200 {
-        assert!(Instant::now() < deadline, "proxy never became ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn bearer(t: &str) -> String {
@@ -454,7 +446,7 @@ async fn keys_unavailable_is_503_then_recovers() {
         assert!(Instant::now() < deadline, "never recovered");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    wait_ready(&proxy).await;
+    proxy.wait_ready().await;
 }
 
 #[tokio::test]
@@ -586,7 +578,7 @@ async fn reloadable(text: &str, tag: &str) -> (Proxy, std::path::PathBuf) {
         ..poolgate_proxy::StartOptions::default()
     };
     let proxy = Proxy::start_with(cfg, opts);
-    wait_ready(&proxy).await;
+    proxy.wait_ready().await;
     (proxy, path)
 }
 
@@ -633,7 +625,7 @@ async fn reload_with_changed_issuer_swaps_the_authorizer() {
         before.token_verifier().unwrap(),
         swapped.token_verifier().unwrap()
     ));
-    wait_ready(&proxy).await;
+    proxy.wait_ready().await;
     let r = get(proxy.addr, "/orders/1", &[("authorization", &auth)]).await;
     assert_eq!(r.status, 401, "{}", r.text());
     assert_eq!(r.json()["reason"], "wrong_audience");
@@ -695,7 +687,7 @@ async fn token_cache_capacity_comes_from_the_policy_file() {
     ] {
         let text = format!("{}{server}", policy(&issuer, &be));
         let proxy = Proxy::start(policy_config(&text));
-        wait_ready(&proxy).await;
+        proxy.wait_ready().await;
         let auth = bearer(&issuer.mint_access("c", &["readers"], &[]));
         for _ in 0..3 {
             let r = get(proxy.addr, "/orders/1", &[("authorization", &auth)]).await;

@@ -10,13 +10,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use bytes::Bytes;
 use poolgate_authorizer::testutil::TestIssuer;
 use support::backend::{EchoBackend, sha256_hex};
 use support::certs::certificates;
-use support::client::get;
 use support::h2::H2Client;
 use support::harness::{Proxy, policy_config};
 
@@ -67,11 +64,7 @@ async fn env() -> Env {
         .replace("CLIENT", &issuer.client_id)
         .replace("BACKEND", &be.target());
     let proxy = Proxy::start_tls(policy_config(&yaml), &cert, &key);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while get(proxy.admin, "/readyz", &[]).await.status != 200 {
-        assert!(Instant::now() < deadline, "proxy never became ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    proxy.wait_ready().await;
     let client = H2Client::new(proxy.addr, &ca);
     Env {
         issuer,

@@ -91,8 +91,7 @@ pub struct Proxy {
     pub admin: SocketAddr,
     pub shared: Arc<Shared>,
     pub log: Arc<Mutex<Vec<String>>>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: ServerGuard,
 }
 
 impl Proxy {
@@ -130,13 +129,7 @@ impl Proxy {
         }
         .unwrap();
         let shared = prepared.shared.clone();
-        let (tx, rx) = oneshot::channel();
-        let server = prepared.server;
-        let thread = std::thread::spawn(move || {
-            server.run(RunArgs {
-                shutdown_signal: Box::new(StopSignal(Mutex::new(Some(rx)))),
-            });
-        });
+        let server = ServerGuard::spawn(prepared.server);
         wait_listening(addr);
         wait_listening(admin);
         Self {
@@ -144,8 +137,16 @@ impl Proxy {
             admin,
             shared,
             log,
-            stop: Some(tx),
-            thread: Some(thread),
+            _server: server,
+        }
+    }
+
+    /// Waits until `/readyz` answers 200 (every issuer has keys), at most 10 s.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while super::client::get(self.admin, "/readyz", &[]).await.status != 200 {
+            assert!(Instant::now() < deadline, "proxy never became ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -172,17 +173,6 @@ impl Proxy {
     /// The admin `/metrics` text.
     pub async fn metrics(&self) -> String {
         super::client::get(self.admin, "/metrics", &[]).await.text()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
