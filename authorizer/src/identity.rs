@@ -88,22 +88,9 @@ impl Claims {
             .map(|(_, v)| v)
     }
 
-    /// (name, value) pairs in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(n, v)| (&**n, v))
-    }
-
     /// Claim names in order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(n, _)| &**n)
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
