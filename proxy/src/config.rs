@@ -62,12 +62,6 @@ pub struct TlsFiles {
 pub struct ServerSpec {
     /// Worker threads per service.
     pub threads: usize,
-    /// One multi-threaded tokio runtime per service instead of one single-threaded runtime per
-    /// worker (off: cheaper per request). In-process tests that start several servers one after
-    /// another turn it on: pingora 0.9 finds a no-steal runtime's handles through a thread-local
-    /// that a later thread reusing the id of an exited worker inherits, so a second server in
-    /// the same process would spawn onto the first one's stopped runtime.
-    pub work_stealing: bool,
     /// After SIGTERM, how long listeners keep serving before shutdown starts (pingora's
     /// default is 300 s, far longer than a container orchestrator waits).
     pub grace_period: Duration,
@@ -83,7 +77,6 @@ impl Default for ServerSpec {
     fn default() -> Self {
         Self {
             threads: 2,
-            work_stealing: false,
             grace_period: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(5),
             upgrade_sock: PathBuf::from("/tmp/poolgate_upgrade.sock"),

@@ -48,9 +48,10 @@ pub fn server_conf(cfg: &ProxyConfig) -> ServerConf {
         grace_period_seconds: Some(s.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(s.shutdown_timeout.as_secs()),
         upgrade_sock: s.upgrade_sock.to_string_lossy().into_owned(),
-        // Off by default: one single-threaded runtime per worker, so no work-stealing queues to
-        // lock and no cross-worker wake-ups on the request path; nothing poolgate runs there blocks.
-        work_stealing: s.work_stealing,
+        // Work stealing stays on (pingora's default). Its single-threaded alternative finds its
+        // runtimes through a thread-local that a new thread reusing an exited thread's id
+        // inherits: a listener could then start on a runtime already shut down and spin on
+        // failed accepts at 100 % CPU (seen once at start-up in `deploy/check.sh`).
         // Idle upstream connections kept per worker: below the peak of concurrent upstream
         // requests, connections are closed and reopened under load.
         upstream_keepalive_pool_size: UPSTREAM_KEEPALIVE_PER_THREAD,

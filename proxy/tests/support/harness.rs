@@ -120,8 +120,6 @@ impl Proxy {
         cfg.listeners = vec![ListenerSpec { address: addr, tls }];
         cfg.admin = Some(admin);
         cfg.server.threads = 1;
-        // Many servers run in this one process, one after another (see `ServerSpec::work_stealing`).
-        cfg.server.work_stealing = true;
         let log = Arc::new(Mutex::new(Vec::new()));
         let prepared = {
             opts.access_log = AccessLog::Memory(log.clone());
