@@ -131,6 +131,7 @@ pub fn check(
         client_id,
         exp,
         claims: keep.keep(claims),
+        derived: Default::default(),
     })
 }
 

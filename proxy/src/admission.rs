@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
-use poolgate_authorizer::{AuthError, Identity};
+use poolgate_authorizer::{AuthError, DerivedValue, Identity};
 use poolgate_policies as pol;
 
 use crate::cors;
-use crate::headers::{self, IdentityView};
+use crate::headers::{self, IdentityHeaders, IdentityView};
 use crate::respond::{self, Denial};
 use crate::state::GateState;
 use crate::upstreams::Upstream;
@@ -25,13 +25,22 @@ pub(crate) enum Verdict {
     },
 }
 
+/// The verified identity's headers for the backend.
+#[derive(Default)]
+pub(crate) struct BackendHeaders {
+    /// [`IdentityHeaders`], shared with the identity they were built for.
+    pub(crate) identity: Option<DerivedValue>,
+    /// The route's own claim headers.
+    pub(crate) route: Vec<(HeaderName, HeaderValue)>,
+}
+
 pub(crate) struct Admitted {
     pub(crate) route_index: usize,
     pub(crate) upstream: Arc<Upstream>,
     pub(crate) reason: &'static str,
     pub(crate) identity: Option<Arc<Identity>>,
-    /// Identity headers for the backend (empty without an identity).
-    pub(crate) identity_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Headers for the backend (none without an identity).
+    pub(crate) backend_headers: BackendHeaders,
     pub(crate) rewritten_target: Option<http::Uri>,
     pub(crate) cors_response: Vec<(&'static str, String)>,
 }
@@ -122,17 +131,21 @@ pub(crate) async fn admit(
         .unwrap_or_default();
     let admitted = |reason: &'static str,
                     identity: Option<Arc<Identity>>,
-                    identity_headers: Vec<(HeaderName, HeaderValue)>| Admitted {
+                    backend_headers: BackendHeaders| Admitted {
         route_index: m.index,
         upstream: upstream.clone(),
         reason,
         identity,
-        identity_headers,
+        backend_headers,
         rewritten_target: rewritten_target.clone(),
         cors_response: cors_response.clone(),
     };
     if route.public {
-        return Ok(Verdict::Forward(admitted("public", None, Vec::new())));
+        return Ok(Verdict::Forward(admitted(
+            "public",
+            None,
+            BackendHeaders::default(),
+        )));
     }
     let mut authorization = req.headers.get_all(http::header::AUTHORIZATION).iter();
     let (first, second) = (authorization.next(), authorization.next());
@@ -154,7 +167,7 @@ pub(crate) async fn admit(
             Ok(Verdict::Forward(admitted(
                 d.reason.code(),
                 None,
-                Vec::new(),
+                BackendHeaders::default(),
             )))
         } else {
             Err(Denial::MissingToken)
@@ -309,8 +322,30 @@ pub(crate) fn backend_identity_headers(
     route: &pol::Route,
     id: &Identity,
     roles: &[&str],
-) -> Result<Vec<(HeaderName, HeaderValue)>, headers::HeaderError> {
+) -> Result<BackendHeaders, headers::HeaderError> {
     let claims = IdentityClaims(&id.claims);
+    Ok(BackendHeaders {
+        identity: Some(identity_headers(state, id, roles, &claims)?),
+        route: headers::route_claim_headers(&route.headers, &claims)?,
+    })
+}
+
+/// The identity's headers under this configuration: those kept with the (cached) identity when
+/// they were built for it, else built now and kept. Roles come from the role mapping, which
+/// depends on the identity and the configuration only, so they are kept too.
+fn identity_headers(
+    state: &GateState,
+    id: &Identity,
+    roles: &[&str],
+    claims: &IdentityClaims<'_>,
+) -> Result<DerivedValue, headers::HeaderError> {
+    if let Some(kept) = id.derived.load()
+        && kept
+            .downcast_ref::<IdentityHeaders>()
+            .is_some_and(|h| h.generation == state.generation)
+    {
+        return Ok(kept);
+    }
     let view = IdentityView {
         issuer: &id.issuer,
         sub: &id.sub,
@@ -320,11 +355,15 @@ pub(crate) fn backend_identity_headers(
         scopes: &id.scopes,
         client_id: id.client_id.as_deref(),
         token_use: id.token_use.as_str(),
-        claims: Some(&claims),
+        claims: Some(claims),
     };
-    let mut out = headers::identity_headers(&view, &state.identity_names)?;
-    out.extend(headers::route_claim_headers(&route.headers, &claims)?);
-    Ok(out)
+    let built: DerivedValue = Arc::new(Box::new(headers::identity_headers(
+        &view,
+        &state.identity_names,
+        state.generation,
+    )?));
+    id.derived.store(built.clone());
+    Ok(built)
 }
 
 /// The policy engine's view of a verified identity's claims.

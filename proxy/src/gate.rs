@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
@@ -27,9 +26,9 @@ use pingora::{Error, ErrorSource, ErrorType};
 use poolgate_authorizer::Identity;
 
 use crate::access_log::AccessRecord;
-use crate::admission::{Verdict, admit};
+use crate::admission::{BackendHeaders, Verdict, admit};
 use crate::config::HashKey;
-use crate::headers;
+use crate::headers::{self, IdentityHeaders};
 use crate::respond::{self, Denial};
 use crate::upstreams::Upstream;
 
@@ -49,8 +48,8 @@ pub struct RequestCtx {
     route_name: Option<String>,
     upstream: Option<Arc<Upstream>>,
     identity: Option<Arc<Identity>>,
-    /// Identity headers for the backend, computed before any upstream is contacted.
-    identity_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Headers for the backend, computed before any upstream is contacted.
+    backend_headers: BackendHeaders,
     /// The normalised origin-form target (with the original query) when it differs from what was sent.
     rewritten_target: Option<http::Uri>,
     /// `Access-Control-Allow-Origin` (and friends) for the answer of a CORS request.
@@ -78,7 +77,7 @@ impl RequestCtx {
             route_name: None,
             upstream: None,
             identity: None,
-            identity_headers: Vec::new(),
+            backend_headers: BackendHeaders::default(),
             rewritten_target: None,
             cors_response: Vec::new(),
             tried: Vec::new(),
@@ -205,7 +204,7 @@ impl ProxyHttp for Gate {
         ctx.route_name = matched.and_then(|i| state.route(i)).map(|r| r.name.clone());
         let denial = match verdict {
             Ok(Verdict::Forward(a)) => {
-                ctx.identity_headers = a.identity_headers;
+                ctx.backend_headers = a.backend_headers;
                 ctx.route_index = Some(a.route_index);
                 ctx.upstream = Some(a.upstream);
                 ctx.identity = a.identity;
@@ -311,7 +310,16 @@ impl ProxyHttp for Gate {
         if route.is_some_and(|r| !r.forward_token) {
             upstream_request.remove_header(&http::header::AUTHORIZATION);
         }
-        headers::apply_headers(upstream_request, std::mem::take(&mut ctx.identity_headers));
+        let backend = std::mem::take(&mut ctx.backend_headers);
+        if let Some(identity) = &backend.identity {
+            identity
+                .downcast_ref::<IdentityHeaders>()
+                .filter(|h| h.generation == state.generation)
+                .ok_or_else(|| Error::explain(ErrorType::InternalError, "identity headers lost"))?
+                .apply(upstream_request, &state.identity_names)
+                .map_err(|e| Error::explain(ErrorType::InternalError, e.to_string()))?;
+        }
+        headers::apply_headers(upstream_request, backend.route);
         if let Some(uri) = ctx.rewritten_target.take() {
             upstream_request.set_uri(uri);
         }

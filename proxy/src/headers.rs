@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use serde_json::Value;
@@ -99,34 +100,46 @@ pub fn strip_identity_headers(
     doomed.len()
 }
 
-/// The identity header names of one configuration, built once (not per request).
+/// The identity header names of one configuration, built once (not per request). A name is
+/// addressed by its slot: the built-ins first (`Builtin`), then the claim mappings in order.
 #[derive(Debug, Clone)]
 pub struct IdentityNames {
-    issuer: HeaderName,
-    sub: HeaderName,
-    username: HeaderName,
-    groups: HeaderName,
-    roles: HeaderName,
-    scopes: HeaderName,
-    client_id: HeaderName,
-    token_use: HeaderName,
-    /// `(claim, header)` mappings; a present claim replaces the built-in header of the same
-    /// name (its bit in the mask, see [`Builtin`]), so that one is not built at all.
-    claims: Vec<(String, HeaderName, u8)>,
+    names: Box<[HeaderName]>,
+    /// The same names as bytes: what pingora's `insert_header` takes without copying.
+    wire: Box<[Bytes]>,
+    /// `(claim, slot, replaces)`: a present claim replaces the built-in header of the same
+    /// name (its bit in `replaces`, see [`Builtin`]), which is then not built at all.
+    claims: Vec<(String, u16, u8)>,
 }
 
-/// Bits of the built-in identity headers, for the claim mappings that replace them.
+/// Slots and bits of the built-in identity headers.
 struct Builtin;
 
 impl Builtin {
-    const ISSUER: u8 = 1;
-    const SUB: u8 = 1 << 1;
-    const USERNAME: u8 = 1 << 2;
-    const GROUPS: u8 = 1 << 3;
-    const ROLES: u8 = 1 << 4;
-    const SCOPES: u8 = 1 << 5;
-    const CLIENT_ID: u8 = 1 << 6;
-    const TOKEN_USE: u8 = 1 << 7;
+    /// Name suffixes, by slot.
+    const SUFFIXES: [&str; 8] = [
+        "issuer",
+        "sub",
+        "username",
+        "groups",
+        "roles",
+        "scopes",
+        "client-id",
+        "token-use",
+    ];
+    const ISSUER: u16 = 0;
+    const SUB: u16 = 1;
+    const USERNAME: u16 = 2;
+    const GROUPS: u16 = 3;
+    const ROLES: u16 = 4;
+    const SCOPES: u16 = 5;
+    const CLIENT_ID: u16 = 6;
+    const TOKEN_USE: u16 = 7;
+
+    /// The replacement bit of a built-in slot.
+    fn bit(slot: u16) -> u8 {
+        1 << slot
+    }
 }
 
 impl IdentityNames {
@@ -137,89 +150,224 @@ impl IdentityNames {
             let full = format!("{p}{}", suffix.to_ascii_lowercase());
             HeaderName::from_bytes(full.as_bytes()).map_err(|_| HeaderError { header: full })
         };
-        let mut names = Self {
-            issuer: name("issuer")?,
-            sub: name("sub")?,
-            username: name("username")?,
-            groups: name("groups")?,
-            roles: name("roles")?,
-            scopes: name("scopes")?,
-            client_id: name("client-id")?,
-            token_use: name("token-use")?,
-            claims: Vec::with_capacity(settings.claim_headers.len()),
-        };
+        let mut names = Builtin::SUFFIXES
+            .iter()
+            .map(|s| name(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut claims = Vec::with_capacity(settings.claim_headers.len());
         for (claim, suffix) in &settings.claim_headers {
             let header = name(suffix)?;
-            let replaces = names.builtin_bit(&header);
-            names.claims.push((claim.clone(), header, replaces));
+            let replaces = names
+                .iter()
+                .take(Builtin::SUFFIXES.len())
+                .position(|n| *n == header)
+                .map_or(0, |slot| Builtin::bit(slot as u16));
+            let slot = u16::try_from(names.len()).map_err(|_| HeaderError {
+                header: header.as_str().to_owned(),
+            })?;
+            names.push(header);
+            claims.push((claim.clone(), slot, replaces));
         }
-        Ok(names)
+        let wire = names
+            .iter()
+            .map(|n| Bytes::copy_from_slice(n.as_str().as_bytes()))
+            .collect();
+        Ok(Self {
+            names: names.into_boxed_slice(),
+            wire,
+            claims,
+        })
     }
 
-    /// The bit of the built-in header named `header` (0 for none).
-    fn builtin_bit(&self, header: &HeaderName) -> u8 {
-        [
-            (&self.issuer, Builtin::ISSUER),
-            (&self.sub, Builtin::SUB),
-            (&self.username, Builtin::USERNAME),
-            (&self.groups, Builtin::GROUPS),
-            (&self.roles, Builtin::ROLES),
-            (&self.scopes, Builtin::SCOPES),
-            (&self.client_id, Builtin::CLIENT_ID),
-            (&self.token_use, Builtin::TOKEN_USE),
-        ]
-        .into_iter()
-        .find(|(n, _)| *n == header)
-        .map_or(0, |(_, bit)| bit)
+    fn name(&self, slot: u16) -> &str {
+        self.names
+            .get(usize::from(slot))
+            .map_or("", HeaderName::as_str)
     }
 }
 
-/// The identity headers for `id`, in a stable order. Arrays are JSON arrays (kept intact, no
-/// `"[a b]"` flattening); a string claim is sent raw, any other claim as JSON.
+/// The identity headers of one verified identity under one configuration: every value in one
+/// buffer, each with the slot of its name. Built once per cached identity and configuration,
+/// and kept with the identity, so a request with a cached token builds none of it again.
+#[derive(Debug)]
+pub struct IdentityHeaders {
+    /// The configuration they were built for (a [`crate::state::GateState`] generation).
+    pub generation: u64,
+    values: Bytes,
+    /// `(name slot, end of its value in values)`, in order; a value starts where the last ended.
+    spans: Box<[(u16, u32)]>,
+}
+
+impl IdentityHeaders {
+    /// `(name, value)` pairs, in order (tests and `explain`).
+    pub fn pairs<'a>(
+        &'a self,
+        names: &'a IdentityNames,
+    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        let mut start = 0;
+        self.spans.iter().map(move |&(slot, end)| {
+            let value = self.values.get(start..end as usize).unwrap_or_default();
+            start = end as usize;
+            (names.name(slot), value)
+        })
+    }
+
+    /// Sets every header on `req`, replacing any of the same name. `names` must be the
+    /// configuration's these were built with.
+    pub fn apply(&self, req: &mut RequestHeader, names: &IdentityNames) -> Result<(), HeaderError> {
+        let mut start = 0;
+        for &(slot, end) in &self.spans {
+            let end = end as usize;
+            let refused = || HeaderError {
+                header: names.name(slot).to_owned(),
+            };
+            if start > end || end > self.values.len() {
+                return Err(refused());
+            }
+            // Checked as header text when built; `http` checks again and cannot refuse it.
+            let value = HeaderValue::from_maybe_shared(self.values.slice(start..end))
+                .map_err(|_| refused())?;
+            let name = names.wire.get(usize::from(slot)).ok_or_else(refused)?;
+            req.insert_header(name.clone(), value)
+                .map_err(|_| refused())?;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+/// Writes identity header values into one buffer.
+struct Builder<'n> {
+    names: &'n IdentityNames,
+    buf: Vec<u8>,
+    spans: Vec<(u16, u32)>,
+}
+
+impl Builder<'_> {
+    /// Ends the value written since the last one: it must be header text.
+    fn end(&mut self, slot: u16, start: usize) -> Result<(), HeaderError> {
+        let refused = || HeaderError {
+            header: self.names.name(slot).to_owned(),
+        };
+        let value = self.buf.get(start..).ok_or_else(refused)?;
+        if !is_header_text(value) {
+            return Err(refused());
+        }
+        let end = u32::try_from(self.buf.len()).map_err(|_| refused())?;
+        self.spans.push((slot, end));
+        Ok(())
+    }
+
+    fn text(&mut self, slot: u16, text: &str) -> Result<(), HeaderError> {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(text.as_bytes());
+        self.end(slot, start)
+    }
+
+    /// A JSON array of strings, as `serde_json` writes it.
+    fn array<'s>(
+        &mut self,
+        slot: u16,
+        items: impl Iterator<Item = &'s str>,
+    ) -> Result<(), HeaderError> {
+        let start = self.buf.len();
+        self.buf.push(b'[');
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            json_string(&mut self.buf, item);
+        }
+        self.buf.push(b']');
+        self.end(slot, start)
+    }
+
+    /// A claim: a string raw, anything else as JSON.
+    fn claim(&mut self, slot: u16, value: &Value) -> Result<(), HeaderError> {
+        match value {
+            Value::String(s) => self.text(slot, s),
+            other => {
+                let start = self.buf.len();
+                if serde_json::to_writer(&mut self.buf, other).is_err() {
+                    return Err(HeaderError {
+                        header: self.names.name(slot).to_owned(),
+                    });
+                }
+                self.end(slot, start)
+            }
+        }
+    }
+}
+
+/// `text` as a JSON string. Text with nothing to escape (the usual group, role and scope name)
+/// is copied between quotes; anything else goes through `serde_json`.
+fn json_string(buf: &mut Vec<u8>, text: &str) {
+    let plain = text
+        .bytes()
+        .fold(true, |ok, b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+    if plain {
+        buf.push(b'"');
+        buf.extend_from_slice(text.as_bytes());
+        buf.push(b'"');
+    } else if serde_json::to_writer(&mut *buf, text).is_err() {
+        // Writing to a Vec cannot fail; should it, the value is refused as not header text.
+        buf.push(0);
+    }
+}
+
+/// The identity headers for `id`, in a stable order, for configuration `generation`. Arrays
+/// are JSON arrays (kept intact, no `"[a b]"` flattening); a string claim is sent raw, any
+/// other claim as JSON.
 pub fn identity_headers(
     id: &IdentityView<'_>,
     names: &IdentityNames,
-) -> Result<Vec<(HeaderName, HeaderValue)>, HeaderError> {
-    let mut out = Vec::with_capacity(8 + names.claims.len());
+    generation: u64,
+) -> Result<IdentityHeaders, HeaderError> {
+    let mut b = Builder {
+        names,
+        buf: Vec::with_capacity(256),
+        spans: Vec::with_capacity(8 + names.claims.len()),
+    };
     // Claim headers first: a present claim replaces the built-in header of its name, which is
     // then not built (by default `sub`, `issuer` and `groups` come from claims).
     let mut replaced = 0u8;
-    for (claim, name, bit) in &names.claims {
+    for (claim, slot, bit) in &names.claims {
         let Some(value) = id.claims.and_then(|c| c.claim(claim)) else {
             continue; // an absent claim is an absent header (the built-in one stays)
         };
-        match value {
-            Value::String(s) => push(&mut out, name, s)?,
-            other => push_owned(&mut out, name, other.to_string())?,
-        }
+        b.claim(*slot, value)?;
         replaced |= bit;
     }
-    let wanted = |bit: u8| replaced & bit == 0;
+    let wanted = |slot: u16| replaced & Builtin::bit(slot) == 0;
     if wanted(Builtin::ISSUER) {
-        push(&mut out, &names.issuer, id.issuer)?;
+        b.text(Builtin::ISSUER, id.issuer)?;
     }
     if wanted(Builtin::SUB) {
-        push(&mut out, &names.sub, id.sub)?;
+        b.text(Builtin::SUB, id.sub)?;
     }
     if let Some(username) = id.username.filter(|_| wanted(Builtin::USERNAME)) {
-        push(&mut out, &names.username, username)?;
+        b.text(Builtin::USERNAME, username)?;
     }
     if wanted(Builtin::GROUPS) {
-        push_owned(&mut out, &names.groups, json_array(id.groups))?;
+        b.array(Builtin::GROUPS, id.groups.iter().map(String::as_str))?;
     }
     if wanted(Builtin::ROLES) {
-        push_owned(&mut out, &names.roles, json_array(id.roles))?;
+        b.array(Builtin::ROLES, id.roles.iter().copied())?;
     }
     if wanted(Builtin::SCOPES) {
-        push_owned(&mut out, &names.scopes, json_array(id.scopes))?;
+        b.array(Builtin::SCOPES, id.scopes.iter().map(String::as_str))?;
     }
     if let Some(client_id) = id.client_id.filter(|_| wanted(Builtin::CLIENT_ID)) {
-        push(&mut out, &names.client_id, client_id)?;
+        b.text(Builtin::CLIENT_ID, client_id)?;
     }
     if wanted(Builtin::TOKEN_USE) {
-        push(&mut out, &names.token_use, id.token_use)?;
+        b.text(Builtin::TOKEN_USE, id.token_use)?;
     }
-    Ok(out)
+    Ok(IdentityHeaders {
+        generation,
+        values: Bytes::from(b.buf.into_boxed_slice()),
+        spans: b.spans.into_boxed_slice(),
+    })
 }
 
 /// Route-specific `(full header name, claim)` headers; an absent claim gives no header
@@ -247,10 +395,6 @@ pub fn route_claim_headers(
     Ok(out)
 }
 
-fn json_array<S: serde::Serialize>(items: &[S]) -> String {
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
-}
-
 fn push(
     out: &mut Vec<(HeaderName, HeaderValue)>,
     name: &HeaderName,
@@ -272,7 +416,7 @@ fn push_owned(
     let refused = || HeaderError {
         header: name.as_str().to_owned(),
     };
-    if !is_header_text(&value) {
+    if !is_header_text(value.as_bytes()) {
         return Err(refused());
     }
     let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).map_err(|_| refused())?;
@@ -280,15 +424,17 @@ fn push_owned(
     Ok(())
 }
 
-fn is_header_text(text: &str) -> bool {
-    text.bytes()
-        .all(|b| b == b'\t' || (0x20..=0x7e).contains(&b))
+/// Visible ASCII, space and tab. Folded without an early exit, so it runs on whole vectors.
+fn is_header_text(text: &[u8]) -> bool {
+    text.iter().fold(true, |ok, &b| {
+        ok & ((0x20..=0x7e).contains(&b) | (b == b'\t'))
+    })
 }
 
 /// A header value from text, or `None` if any byte is outside visible ASCII, space and tab
 /// (control characters, line breaks and non-ASCII are refused, never stripped).
 pub fn header_value(text: &str) -> Option<HeaderValue> {
-    if is_header_text(text) {
+    if is_header_text(text.as_bytes()) {
         HeaderValue::from_str(text).ok()
     } else {
         None

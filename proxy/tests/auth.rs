@@ -677,6 +677,56 @@ async fn a_reload_that_reads_another_claim_never_serves_a_trimmed_cached_identit
 }
 
 #[tokio::test]
+async fn a_cached_identity_gets_the_headers_of_the_configuration_in_force() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let be = EchoBackend::start("app");
+    let (proxy, path) = reloadable(&policy(&issuer, &be), "derived").await;
+    let auth = bearer(&issuer.mint_access("carol", &["readers"], &[]));
+    // The second request is a cache hit, served the headers kept with the identity.
+    for _ in 0..2 {
+        let r = get(proxy.addr, "/orders/1", &[("authorization", &auth)]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    for seen in be.requests() {
+        assert_eq!(seen.header("x-auth-roles"), Some(r#"["reader","owner"]"#));
+    }
+    let sub = be.requests()[0].header("x-auth-sub").unwrap().to_owned();
+    let before = proxy.shared.state.load_full();
+
+    // Same issuers and claims (the verifier and its cache stay); other roles and prefix.
+    let changed = format!(
+        "{}identity_headers: {{ prefix: x-id- }}\n",
+        policy(&issuer, &be).replace("readers: [reader]", "readers: [reader, analyst]")
+    );
+    std::fs::write(&path, changed).unwrap();
+    poolgate_proxy::reload::reload(&proxy.shared, &path)
+        .await
+        .unwrap();
+    let after = proxy.shared.state.load_full();
+    assert!(std::sync::Arc::ptr_eq(
+        before.token_verifier().unwrap(),
+        after.token_verifier().unwrap()
+    ));
+    let hits = sample(&proxy.metrics().await, "poolgate_token_cache_hits_total");
+    let r = get(proxy.addr, "/orders/1", &[("authorization", &auth)]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        sample(&proxy.metrics().await, "poolgate_token_cache_hits_total"),
+        hits.map(|h| h + 1.0),
+        "the identity came from the cache"
+    );
+    let seen = be.requests().pop().unwrap();
+    assert_eq!(
+        seen.header("x-id-roles"),
+        Some(r#"["reader","analyst","owner"]"#)
+    );
+    assert_eq!(seen.header("x-id-sub"), Some(sub.as_str()));
+    assert_eq!(seen.header("x-auth-roles"), None);
+    assert_eq!(seen.header("x-auth-sub"), None);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[tokio::test]
 async fn token_cache_capacity_comes_from_the_policy_file() {
     let issuer = TestIssuer::start().await.unwrap();
     let be = EchoBackend::start("app");

@@ -71,15 +71,12 @@ fn view<'a>(
 #[test]
 fn identity_headers_keep_arrays_intact() {
     let groups = vec!["admins".to_owned(), "read ers".to_owned()];
-    let h = identity_headers(
-        &view(&groups, None),
-        &IdentityNames::new(&IdentitySettings::default()).unwrap(),
-    )
-    .unwrap();
+    let names = IdentityNames::new(&IdentitySettings::default()).unwrap();
+    let h = identity_headers(&view(&groups, None), &names, 1).unwrap();
     let get = |n: &str| {
-        h.iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.to_str().unwrap().to_owned())
+        h.pairs(&names)
+            .find(|(k, _)| *k == n)
+            .map(|(_, v)| String::from_utf8(v.to_vec()).unwrap())
     };
     assert_eq!(get("x-auth-sub").as_deref(), Some("1b2c-uuid"));
     assert_eq!(
@@ -109,15 +106,12 @@ fn claim_headers_map_strings_raw_and_others_as_json() {
             ("absent".into(), "absent".into()),
         ],
     };
-    let h = identity_headers(
-        &view(&[], Some(&claims)),
-        &IdentityNames::new(&settings).unwrap(),
-    )
-    .unwrap();
+    let names = IdentityNames::new(&settings).unwrap();
+    let h = identity_headers(&view(&[], Some(&claims)), &names, 1).unwrap();
     let get = |n: &str| {
-        h.iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.to_str().unwrap().to_owned())
+        h.pairs(&names)
+            .find(|(k, _)| *k == n)
+            .map(|(_, v)| String::from_utf8(v.to_vec()).unwrap())
     };
     assert_eq!(get("x-auth-tier").as_deref(), Some("gold"));
     assert_eq!(get("x-auth-perms").as_deref(), Some(r#"["a","b"]"#));
@@ -139,15 +133,12 @@ fn a_present_claim_replaces_its_built_in_header_and_an_absent_one_leaves_it() {
         ],
     };
     let groups = vec!["admins".to_owned()];
-    let h = identity_headers(
-        &view(&groups, Some(&claims)),
-        &IdentityNames::new(&settings).unwrap(),
-    )
-    .unwrap();
+    let names = IdentityNames::new(&settings).unwrap();
+    let h = identity_headers(&view(&groups, Some(&claims)), &names, 1).unwrap();
     let all = |n: &str| -> Vec<String> {
-        h.iter()
-            .filter(|(k, _)| k == n)
-            .map(|(_, v)| v.to_str().unwrap().to_owned())
+        h.pairs(&names)
+            .filter(|(k, _)| *k == n)
+            .map(|(_, v)| String::from_utf8(v.to_vec()).unwrap())
             .collect()
     };
     // Built once, from the claim; not the built-in value as well.
@@ -171,12 +162,61 @@ fn values_that_cannot_be_headers_are_refused_not_truncated() {
     let err = identity_headers(
         &view(&[], Some(&claims)),
         &IdentityNames::new(&settings).unwrap(),
+        1,
     )
     .unwrap_err();
     assert_eq!(err.header, "x-auth-evil");
     assert!(header_value("caf\u{e9}").is_none());
     assert!(header_value("nul\0").is_none());
     assert!(header_value("plain value\twith tab").is_some());
+}
+
+#[test]
+fn arrays_are_written_as_serde_json_writes_them_and_unsendable_ones_refused() {
+    let names = IdentityNames::new(&IdentitySettings::default()).unwrap();
+    let groups = vec![
+        "plain".to_owned(),
+        "with \"quote\" and \\".to_owned(),
+        "tab\there".to_owned(),
+        String::new(),
+    ];
+    let h = identity_headers(&view(&groups, None), &names, 1).unwrap();
+    let (_, value) = h
+        .pairs(&names)
+        .find(|(k, _)| *k == "x-auth-groups")
+        .unwrap();
+    assert_eq!(value, serde_json::to_string(&groups).unwrap().as_bytes());
+    // A JSON array keeps non-ASCII as is: not header text, so the identity is refused.
+    let groups = vec!["caf\u{e9}".to_owned()];
+    let err = identity_headers(&view(&groups, None), &names, 1).unwrap_err();
+    assert_eq!(err.header, "x-auth-groups");
+}
+
+#[test]
+fn built_headers_are_set_on_the_request_replacing_any_of_the_same_name() {
+    let names = IdentityNames::new(&IdentitySettings::default()).unwrap();
+    let groups = vec!["admins".to_owned()];
+    let h = identity_headers(&view(&groups, None), &names, 1).unwrap();
+    let mut r = req(&[("X-Auth-Sub", "mallory"), ("accept", "*/*")]);
+    h.apply(&mut r, &names).unwrap();
+    let get = |n: &str| -> Vec<&str> {
+        r.headers
+            .get_all(n)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    };
+    assert_eq!(get("x-auth-sub"), ["1b2c-uuid"]);
+    assert_eq!(get("x-auth-groups"), [r#"["admins"]"#]);
+    assert_eq!(get("x-auth-roles"), [r#"["reader","owner"]"#]);
+    assert_eq!(get("accept"), ["*/*"]);
+    // Every header built is on the request, and the wire form has each name once.
+    assert_eq!(h.pairs(&names).count(), 8);
+    let mut wire = bytes::BytesMut::new();
+    r.header_to_h1_wire(&mut wire);
+    let wire = String::from_utf8(wire.to_vec()).unwrap();
+    assert_eq!(wire.matches("x-auth-sub: ").count(), 1, "{wire}");
+    assert!(!wire.contains("mallory"), "{wire}");
 }
 
 #[test]

@@ -1,0 +1,57 @@
+//! The identity headers of one request: built from a verified identity, then set on the
+//! request pingora sends upstream (a head parsed with its header case kept, as pingora does).
+//!   cargo bench -p poolgate-proxy --bench identity_headers
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use pingora::http::RequestHeader;
+use poolgate_proxy::config::IdentitySettings;
+use poolgate_proxy::headers::{IdentityNames, IdentityView, identity_headers};
+
+fn client_request() -> RequestHeader {
+    let mut r = RequestHeader::build("GET", b"/articles/1", None).unwrap();
+    for (n, v) in [
+        ("Host", "127.0.0.1:8080"),
+        ("Authorization", "Bearer eyJ..."),
+        ("Accept", "*/*"),
+        ("User-Agent", "poolgate-bench"),
+    ] {
+        r.append_header(n, v).unwrap();
+    }
+    r
+}
+
+fn bench(c: &mut Criterion) {
+    let names = IdentityNames::new(&IdentitySettings::default()).unwrap();
+    let groups = vec!["editors".to_owned()];
+    let scopes = vec!["openid".to_owned(), "profile".to_owned()];
+    let view = IdentityView {
+        issuer: "bench",
+        sub: "7f3c2a9e-41b6-4c0d-9b1e-2f6a8d5c3e10",
+        username: Some("user-0417"),
+        groups: &groups,
+        roles: &["editor", "reader"],
+        scopes: &scopes,
+        client_id: Some("5r8j2kq1v7m3n9p4s6t0w2x8yz"),
+        token_use: "access",
+        claims: None,
+    };
+    let base = client_request();
+    c.bench_function("identity headers: build", |b| {
+        b.iter(|| identity_headers(black_box(&view), &names, 1).unwrap())
+    });
+    // What a request with a cached identity does: set the headers built before.
+    let built = identity_headers(&view, &names, 1).unwrap();
+    c.bench_function("identity headers: set", |b| {
+        b.iter_batched_ref(
+            || base.clone(),
+            |req| built.apply(req, &names).unwrap(),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
