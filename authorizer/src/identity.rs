@@ -1,9 +1,6 @@
 //! The result of a successful verification, and what a route requires of it.
 
-use std::any::Any;
 use std::sync::Arc;
-
-use arc_swap::ArcSwapOption;
 
 use serde_json::{Map, Value};
 
@@ -64,54 +61,6 @@ pub struct Identity {
     pub exp: u64,
     /// The token's claims (all, or those `KeepClaims` names), for claim rules and headers.
     pub claims: Claims,
-    /// What the caller derives from this identity, kept with it (empty when verified).
-    pub derived: Derived,
-}
-
-/// A slot for what a caller derives from a verified identity and keeps beside it, such as the
-/// proxy's backend headers: a cached identity then pays for that work once, not per request.
-/// Lock-free to read and to replace (a new configuration derives anew). It is not part of what
-/// was verified: it is neither compared nor cloned.
-#[derive(Default)]
-pub struct Derived(ArcSwapOption<Box<dyn Any + Send + Sync>>);
-
-/// What a [`Derived`] slot holds: downcast it to the type that was stored.
-pub type DerivedValue = Arc<Box<dyn Any + Send + Sync>>;
-
-impl Derived {
-    /// What was stored last, if anything.
-    pub fn load(&self) -> Option<DerivedValue> {
-        self.0.load_full()
-    }
-
-    /// Replaces what was stored.
-    pub fn store(&self, value: DerivedValue) {
-        self.0.store(Some(value));
-    }
-}
-
-impl Clone for Derived {
-    /// An empty slot: a copy of an identity derives its own.
-    fn clone(&self) -> Self {
-        Derived::default()
-    }
-}
-
-impl PartialEq for Derived {
-    /// Always equal: derived data is not part of the verified identity.
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl std::fmt::Debug for Derived {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.load().is_some() {
-            "Derived(set)"
-        } else {
-            "Derived(empty)"
-        })
-    }
 }
 
 /// A verified token's claims, compact: one boxed slice sorted by name. A cached identity holds

@@ -131,7 +131,6 @@ pub fn check(
         client_id,
         exp,
         claims: keep.keep(claims),
-        derived: Default::default(),
     })
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
-use poolgate_authorizer::{AuthError, DerivedValue, Identity};
+use poolgate_authorizer::{AuthError, Identity};
 use poolgate_policies as pol;
 
 use crate::cors;
@@ -20,7 +20,6 @@ pub(crate) enum Verdict {
     Forward(Admitted),
     /// A CORS preflight answered by the proxy itself.
     Preflight {
-        route: String,
         answer: respond::Answer,
     },
 }
@@ -28,8 +27,7 @@ pub(crate) enum Verdict {
 /// The verified identity's headers for the backend.
 #[derive(Default)]
 pub(crate) struct BackendHeaders {
-    /// [`IdentityHeaders`], shared with the identity they were built for.
-    pub(crate) identity: Option<DerivedValue>,
+    pub(crate) identity: Option<IdentityHeaders>,
     /// The route's own claim headers.
     pub(crate) route: Vec<(HeaderName, HeaderValue)>,
 }
@@ -113,10 +111,7 @@ pub(crate) async fn admit(
         .ok_or_else(|| Denial::Forbidden {
             reason: "cors_not_allowed".to_owned(),
         })?;
-        return Ok(Verdict::Preflight {
-            route: route.name.clone(),
-            answer,
-        });
+        return Ok(Verdict::Preflight { answer });
     }
     let upstream = state
         .upstreams
@@ -324,28 +319,6 @@ pub(crate) fn backend_identity_headers(
     roles: &[&str],
 ) -> Result<BackendHeaders, headers::HeaderError> {
     let claims = IdentityClaims(&id.claims);
-    Ok(BackendHeaders {
-        identity: Some(identity_headers(state, id, roles, &claims)?),
-        route: headers::route_claim_headers(&route.headers, &claims)?,
-    })
-}
-
-/// The identity's headers under this configuration: those kept with the (cached) identity when
-/// they were built for it, else built now and kept. Roles come from the role mapping, which
-/// depends on the identity and the configuration only, so they are kept too.
-fn identity_headers(
-    state: &GateState,
-    id: &Identity,
-    roles: &[&str],
-    claims: &IdentityClaims<'_>,
-) -> Result<DerivedValue, headers::HeaderError> {
-    if let Some(kept) = id.derived.load()
-        && kept
-            .downcast_ref::<IdentityHeaders>()
-            .is_some_and(|h| h.generation == state.generation)
-    {
-        return Ok(kept);
-    }
     let view = IdentityView {
         issuer: &id.issuer,
         sub: &id.sub,
@@ -355,15 +328,12 @@ fn identity_headers(
         scopes: &id.scopes,
         client_id: id.client_id.as_deref(),
         token_use: id.token_use.as_str(),
-        claims: Some(claims),
+        claims: Some(&claims),
     };
-    let built: DerivedValue = Arc::new(Box::new(headers::identity_headers(
-        &view,
-        &state.identity_names,
-        state.generation,
-    )?));
-    id.derived.store(built.clone());
-    Ok(built)
+    Ok(BackendHeaders {
+        identity: Some(headers::identity_headers(&view, &state.identity_names)?),
+        route: headers::route_claim_headers(&route.headers, &claims)?,
+    })
 }
 
 /// The policy engine's view of a verified identity's claims.

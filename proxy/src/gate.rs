@@ -14,6 +14,8 @@
 //! ```
 
 use std::borrow::Cow;
+
+use http::HeaderValue;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -28,7 +30,7 @@ use poolgate_authorizer::Identity;
 use crate::access_log::AccessRecord;
 use crate::admission::{BackendHeaders, Verdict, admit};
 use crate::config::HashKey;
-use crate::headers::{self, IdentityHeaders};
+use crate::headers;
 use crate::respond::{self, Denial};
 use crate::upstreams::Upstream;
 
@@ -42,10 +44,11 @@ const NO_HEALTHY_UPSTREAM: &str = "no_healthy_upstream";
 pub struct RequestCtx {
     start: Instant,
     ts_ms: u128,
-    request_id: String,
+    request_id: HeaderValue,
     state: Option<Arc<GateState>>,
     route_index: Option<usize>,
-    route_name: Option<String>,
+    /// The route matched, even for a refusal (metrics and the access log name it).
+    matched: Option<usize>,
     upstream: Option<Arc<Upstream>>,
     identity: Option<Arc<Identity>>,
     /// Headers for the backend, computed before any upstream is contacted.
@@ -71,10 +74,10 @@ impl RequestCtx {
             ts_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis()),
-            request_id: String::new(),
+            request_id: HeaderValue::from_static(""),
             state: None,
             route_index: None,
-            route_name: None,
+            matched: None,
             upstream: None,
             identity: None,
             backend_headers: BackendHeaders::default(),
@@ -195,13 +198,13 @@ impl ProxyHttp for Gate {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
         let req = session.req_header();
-        ctx.request_id =
-            headers::request_id(req.headers.get(headers::REQUEST_ID).map(|v| v.as_bytes()));
+        ctx.request_id = headers::request_id(req.headers.get(headers::REQUEST_ID));
         let state = self.shared.state.load_full();
         ctx.state = Some(state.clone());
         let mut matched = None;
-        let verdict = admit(&state, req, &ctx.request_id, &mut matched).await;
-        ctx.route_name = matched.and_then(|i| state.route(i)).map(|r| r.name.clone());
+        let request_id = headers::request_id_str(&ctx.request_id);
+        let verdict = admit(&state, req, request_id, &mut matched).await;
+        ctx.matched = matched;
         let denial = match verdict {
             Ok(Verdict::Forward(a)) => {
                 ctx.backend_headers = a.backend_headers;
@@ -214,8 +217,7 @@ impl ProxyHttp for Gate {
                 ctx.reason = Cow::Borrowed(a.reason);
                 return Ok(false);
             }
-            Ok(Verdict::Preflight { route, answer }) => {
-                ctx.route_name = Some(route);
+            Ok(Verdict::Preflight { answer }) => {
                 ctx.decision = "allow";
                 ctx.reason = Cow::Borrowed("cors_preflight");
                 ctx.own_status = Some(answer.status);
@@ -227,7 +229,11 @@ impl ProxyHttp for Gate {
         ctx.deny(&denial);
         respond::send(
             session,
-            respond::render(&denial, &ctx.request_id, &state.realm),
+            respond::render(
+                &denial,
+                headers::request_id_str(&ctx.request_id),
+                &state.realm,
+            ),
         )
         .await?;
         Ok(true)
@@ -313,9 +319,6 @@ impl ProxyHttp for Gate {
         let backend = std::mem::take(&mut ctx.backend_headers);
         if let Some(identity) = &backend.identity {
             identity
-                .downcast_ref::<IdentityHeaders>()
-                .filter(|h| h.generation == state.generation)
-                .ok_or_else(|| Error::explain(ErrorType::InternalError, "identity headers lost"))?
                 .apply(upstream_request, &state.identity_names)
                 .map_err(|e| Error::explain(ErrorType::InternalError, e.to_string()))?;
         }
@@ -328,7 +331,7 @@ impl ProxyHttp for Gate {
             client_inet(session).map(|a| a.ip()),
             is_tls(session),
         );
-        upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.as_str())?;
+        upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
         if let Some(host) = ctx.upstream.as_ref().and_then(|u| u.host_header.as_deref()) {
             upstream_request.insert_header(http::header::HOST, host)?;
         }
@@ -341,7 +344,7 @@ impl ProxyHttp for Gate {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        upstream_response.insert_header(headers::REQUEST_ID, ctx.request_id.as_str())?;
+        upstream_response.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
         for (name, value) in &ctx.cors_response {
             // `Vary` adds to the backend's own; the allow headers are poolgate's to set.
             if *name == "vary" {
@@ -388,7 +391,8 @@ impl ProxyHttp for Gate {
         // A response already under way cannot be replaced; the connection is just closed.
         if session.response_written().is_none() {
             let realm = ctx.state.as_ref().map_or("poolgate", |s| s.realm.as_str());
-            let _ = respond::send(session, respond::render(&denial, &ctx.request_id, realm)).await;
+            let id = headers::request_id_str(&ctx.request_id);
+            let _ = respond::send(session, respond::render(&denial, id, realm)).await;
         }
         FailToProxy {
             error_code: denial.status(),
@@ -402,7 +406,11 @@ impl ProxyHttp for Gate {
             .map(|r| r.status.as_u16())
             .or(ctx.own_status)
             .unwrap_or(0);
-        let route = ctx.route_name.as_deref().unwrap_or("-");
+        let route = ctx
+            .matched
+            .zip(ctx.state.as_deref())
+            .and_then(|(i, s)| s.route(i))
+            .map_or("-", |r| r.name.as_str());
         let seconds = ctx.start.elapsed().as_secs_f64();
         self.shared
             .metrics
@@ -410,7 +418,7 @@ impl ProxyHttp for Gate {
         let req = session.req_header();
         self.shared.access_log.write(&AccessRecord {
             ts_ms: ctx.ts_ms,
-            request_id: &ctx.request_id,
+            request_id: headers::request_id_str(&ctx.request_id),
             method: req.method.as_str(),
             path: req.uri.path(),
             route,

@@ -186,13 +186,10 @@ impl IdentityNames {
     }
 }
 
-/// The identity headers of one verified identity under one configuration: every value in one
-/// buffer, each with the slot of its name. Built once per cached identity and configuration,
-/// and kept with the identity, so a request with a cached token builds none of it again.
+/// The identity headers of one request: every value in one buffer (one allocation, however
+/// many headers), each with the slot of its name.
 #[derive(Debug)]
 pub struct IdentityHeaders {
-    /// The configuration they were built for (a [`crate::state::GateState`] generation).
-    pub generation: u64,
     values: Bytes,
     /// `(name slot, end of its value in values)`, in order; a value starts where the last ended.
     spans: Box<[(u16, u32)]>,
@@ -315,13 +312,12 @@ fn json_string(buf: &mut Vec<u8>, text: &str) {
     }
 }
 
-/// The identity headers for `id`, in a stable order, for configuration `generation`. Arrays
+/// The identity headers for `id`, in a stable order. Arrays
 /// are JSON arrays (kept intact, no `"[a b]"` flattening); a string claim is sent raw, any
 /// other claim as JSON.
 pub fn identity_headers(
     id: &IdentityView<'_>,
     names: &IdentityNames,
-    generation: u64,
 ) -> Result<IdentityHeaders, HeaderError> {
     let mut b = Builder {
         names,
@@ -364,8 +360,7 @@ pub fn identity_headers(
         b.text(Builtin::TOKEN_USE, id.token_use)?;
     }
     Ok(IdentityHeaders {
-        generation,
-        values: Bytes::from(b.buf.into_boxed_slice()),
+        values: Bytes::from(b.buf),
         spans: b.spans.into_boxed_slice(),
     })
 }
@@ -449,49 +444,88 @@ pub fn apply_headers(req: &mut RequestHeader, headers: Vec<(HeaderName, HeaderVa
     }
 }
 
-/// The request id to use: the client's when it is short, visible ASCII, else a fresh one.
-pub fn request_id(client: Option<&[u8]>) -> String {
+/// The request id to use: the client's when it is short, visible ASCII (kept without a copy),
+/// else a fresh one.
+pub fn request_id(client: Option<&HeaderValue>) -> HeaderValue {
     match client {
         Some(v)
             if !v.is_empty()
                 && v.len() <= MAX_REQUEST_ID_LEN
-                && v.iter().all(|b| (0x21..=0x7e).contains(b)) =>
+                && v.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b)) =>
         {
-            String::from_utf8_lossy(v).into_owned()
+            v.clone()
         }
         _ => new_request_id(),
     }
+}
+
+/// A request id as text (it is visible ASCII by construction).
+pub fn request_id_str(id: &HeaderValue) -> &str {
+    id.to_str().unwrap_or("-")
 }
 
 static SEED: LazyLock<RandomState> = LazyLock::new(RandomState::new);
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// 128 bits of hex, unique per process (random seed + counter); not a secret.
-pub fn new_request_id() -> String {
+pub fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut a = SEED.build_hasher();
     a.write_u64(n);
     let mut b = SEED.build_hasher();
     b.write_u64(!n);
-    format!("{:016x}{:016x}", a.finish(), b.finish())
+    let bits = (u128::from(a.finish()) << 64) | u128::from(b.finish());
+    let mut text = [0u8; 32];
+    for (i, c) in text.iter_mut().enumerate() {
+        let nibble = (bits >> (124 - 4 * i)) & 0xf;
+        *c = HEX.get(nibble as usize).copied().unwrap_or(b'0');
+    }
+    HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&text))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// The client address as a header value; IPv4 is written by hand (the usual case, and
+/// `Display` for addresses is slow).
+fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
+    let IpAddr::V4(v4) = ip else {
+        return header_value(&ip.to_string());
+    };
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            *text.get_mut(len)? = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for d in digits.iter().skip(skip) {
+            *text.get_mut(len)? = b'0' + d;
+            len += 1;
+        }
+    }
+    HeaderValue::from_maybe_shared(Bytes::copy_from_slice(text.get(..len)?)).ok()
 }
 
 /// Sets `X-Forwarded-For` (client address appended to any existing list),
 /// `X-Forwarded-Proto` and `X-Forwarded-Host` (both replaced).
 pub fn set_forwarded(req: &mut RequestHeader, client: Option<IpAddr>, tls: bool) {
     if let Some(ip) = client {
-        let ip = ip.to_string();
-        let xff = match req
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-        {
-            prior if prior.is_empty() => ip,
-            prior => format!("{}, {ip}", prior.join(", ")),
+        let prior = req.headers.get_all("x-forwarded-for");
+        let xff = if prior.iter().next().is_none() {
+            ip_value(ip)
+        } else {
+            let prior: Vec<&str> = prior.iter().filter_map(|v| v.to_str().ok()).collect();
+            header_value(&format!("{}, {ip}", prior.join(", ")))
         };
-        if let Some(v) = header_value(&xff) {
+        if let Some(v) = xff {
             let _ = req.insert_header("x-forwarded-for", v);
         }
     }

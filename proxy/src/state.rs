@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use poolgate_authorizer::Requirement;
@@ -25,12 +25,8 @@ pub enum StateError {
     Identity(#[from] headers::HeaderError),
 }
 
-static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
-
 /// The part of the configuration a reload swaps, read once per request.
 pub struct GateState {
-    /// Unique per built state: what was derived under one configuration is not used under another.
-    pub generation: u64,
     pub policy: Arc<pol::Config>,
     pub upstreams: Upstreams,
     /// What each route (by index) asks of a token, built once.
@@ -74,7 +70,6 @@ impl GateState {
             })
             .collect();
         Ok(Self {
-            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
             upstreams: Upstreams::build(&cfg.upstreams, previous.map(|p| &p.upstreams))?,
             requirements,
             verifier,

@@ -72,7 +72,7 @@ fn view<'a>(
 fn identity_headers_keep_arrays_intact() {
     let groups = vec!["admins".to_owned(), "read ers".to_owned()];
     let names = IdentityNames::new(&IdentitySettings::default()).unwrap();
-    let h = identity_headers(&view(&groups, None), &names, 1).unwrap();
+    let h = identity_headers(&view(&groups, None), &names).unwrap();
     let get = |n: &str| {
         h.pairs(&names)
             .find(|(k, _)| *k == n)
@@ -107,7 +107,7 @@ fn claim_headers_map_strings_raw_and_others_as_json() {
         ],
     };
     let names = IdentityNames::new(&settings).unwrap();
-    let h = identity_headers(&view(&[], Some(&claims)), &names, 1).unwrap();
+    let h = identity_headers(&view(&[], Some(&claims)), &names).unwrap();
     let get = |n: &str| {
         h.pairs(&names)
             .find(|(k, _)| *k == n)
@@ -134,7 +134,7 @@ fn a_present_claim_replaces_its_built_in_header_and_an_absent_one_leaves_it() {
     };
     let groups = vec!["admins".to_owned()];
     let names = IdentityNames::new(&settings).unwrap();
-    let h = identity_headers(&view(&groups, Some(&claims)), &names, 1).unwrap();
+    let h = identity_headers(&view(&groups, Some(&claims)), &names).unwrap();
     let all = |n: &str| -> Vec<String> {
         h.pairs(&names)
             .filter(|(k, _)| *k == n)
@@ -162,7 +162,6 @@ fn values_that_cannot_be_headers_are_refused_not_truncated() {
     let err = identity_headers(
         &view(&[], Some(&claims)),
         &IdentityNames::new(&settings).unwrap(),
-        1,
     )
     .unwrap_err();
     assert_eq!(err.header, "x-auth-evil");
@@ -180,7 +179,7 @@ fn arrays_are_written_as_serde_json_writes_them_and_unsendable_ones_refused() {
         "tab\there".to_owned(),
         String::new(),
     ];
-    let h = identity_headers(&view(&groups, None), &names, 1).unwrap();
+    let h = identity_headers(&view(&groups, None), &names).unwrap();
     let (_, value) = h
         .pairs(&names)
         .find(|(k, _)| *k == "x-auth-groups")
@@ -188,7 +187,7 @@ fn arrays_are_written_as_serde_json_writes_them_and_unsendable_ones_refused() {
     assert_eq!(value, serde_json::to_string(&groups).unwrap().as_bytes());
     // A JSON array keeps non-ASCII as is: not header text, so the identity is refused.
     let groups = vec!["caf\u{e9}".to_owned()];
-    let err = identity_headers(&view(&groups, None), &names, 1).unwrap_err();
+    let err = identity_headers(&view(&groups, None), &names).unwrap_err();
     assert_eq!(err.header, "x-auth-groups");
 }
 
@@ -196,7 +195,7 @@ fn arrays_are_written_as_serde_json_writes_them_and_unsendable_ones_refused() {
 fn built_headers_are_set_on_the_request_replacing_any_of_the_same_name() {
     let names = IdentityNames::new(&IdentitySettings::default()).unwrap();
     let groups = vec!["admins".to_owned()];
-    let h = identity_headers(&view(&groups, None), &names, 1).unwrap();
+    let h = identity_headers(&view(&groups, None), &names).unwrap();
     let mut r = req(&[("X-Auth-Sub", "mallory"), ("accept", "*/*")]);
     h.apply(&mut r, &names).unwrap();
     let get = |n: &str| -> Vec<&str> {
@@ -235,13 +234,39 @@ fn apply_replaces_existing_values() {
 
 #[test]
 fn request_id_is_kept_when_well_formed_else_generated() {
-    assert_eq!(request_id(Some(b"abc-123")), "abc-123");
-    let fresh = request_id(Some(b"bad id with spaces"));
+    let id = |v: &[u8]| request_id(Some(&HeaderValue::from_bytes(v).unwrap()));
+    assert_eq!(id(b"abc-123"), "abc-123");
+    let fresh = id(b"bad id with spaces");
     assert_eq!(fresh.len(), 32);
-    assert!(fresh.bytes().all(|b| b.is_ascii_hexdigit()));
-    assert_eq!(request_id(Some(&[b'a'; 129])).len(), 32);
+    assert!(fresh.as_bytes().iter().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(request_id_str(&fresh).len(), 32);
+    assert_eq!(id(&[b'a'; 129]).len(), 32);
+    assert_eq!(id(b"caf\xe9").len(), 32);
     assert_ne!(new_request_id(), new_request_id());
     assert_eq!(request_id(None).len(), 32);
+    // Every nibble is used: 1,000 fresh ids are distinct and use every hex digit.
+    let ids: std::collections::BTreeSet<_> = (0..1000).map(|_| new_request_id()).collect();
+    assert_eq!(ids.len(), 1000);
+    let digits: std::collections::BTreeSet<u8> =
+        ids.iter().flat_map(|v| v.as_bytes().to_vec()).collect();
+    assert_eq!(digits.len(), 16);
+}
+
+#[test]
+fn client_addresses_are_written_as_display_writes_them() {
+    for ip in [
+        "0.0.0.0",
+        "9.10.99.100",
+        "192.0.2.7",
+        "255.255.255.255",
+        "10.0.200.1",
+        "::1",
+        "2001:db8::8a2e:370:7334",
+    ] {
+        let mut r = req(&[]);
+        set_forwarded(&mut r, Some(ip.parse().unwrap()), false);
+        assert_eq!(r.headers.get("x-forwarded-for").unwrap(), ip);
+    }
 }
 
 #[test]
