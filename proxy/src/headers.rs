@@ -283,6 +283,10 @@ impl Builder<'_> {
     fn claim(&mut self, slot: u16, value: &Value) -> Result<(), HeaderError> {
         match value {
             Value::String(s) => self.text(slot, s),
+            // The usual array claim (`cognito:groups`): strings only, written as `array` does.
+            Value::Array(items) if items.iter().all(Value::is_string) => {
+                self.array(slot, items.iter().filter_map(Value::as_str))
+            }
             other => {
                 let start = self.buf.len();
                 if serde_json::to_writer(&mut self.buf, other).is_err() {

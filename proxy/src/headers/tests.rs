@@ -98,11 +98,15 @@ fn claim_headers_map_strings_raw_and_others_as_json() {
     let mut claims = serde_json::Map::new();
     claims.insert("custom:tier".into(), Value::String("gold".into()));
     claims.insert("perms".into(), serde_json::json!(["a", "b"]));
+    claims.insert("mixed".into(), serde_json::json!(["a", 1, {"b": null}]));
+    claims.insert("quoted".into(), serde_json::json!(["say \"hi\"", "\\"]));
     let settings = IdentitySettings {
         prefix: "x-auth-".into(),
         claim_headers: vec![
             ("custom:tier".into(), "tier".into()),
             ("perms".into(), "perms".into()),
+            ("mixed".into(), "mixed".into()),
+            ("quoted".into(), "quoted".into()),
             ("absent".into(), "absent".into()),
         ],
     };
@@ -115,6 +119,14 @@ fn claim_headers_map_strings_raw_and_others_as_json() {
     };
     assert_eq!(get("x-auth-tier").as_deref(), Some("gold"));
     assert_eq!(get("x-auth-perms").as_deref(), Some(r#"["a","b"]"#));
+    assert_eq!(
+        get("x-auth-mixed").as_deref(),
+        Some(r#"["a",1,{"b":null}]"#)
+    );
+    assert_eq!(
+        get("x-auth-quoted").as_deref(),
+        Some(r#"["say \"hi\"","\\"]"#)
+    );
     assert_eq!(get("x-auth-absent"), None);
 }
 
