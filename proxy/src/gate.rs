@@ -22,6 +22,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
@@ -191,6 +192,10 @@ impl ProxyHttp for Gate {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx::new()
     }
+
+    /// None: pingora's default adds a response-compression module that is switched off yet
+    /// still runs on every request; poolgate compresses nothing (a backend's encoding passes).
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     async fn request_filter(
         &self,
