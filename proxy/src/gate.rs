@@ -321,15 +321,16 @@ impl ProxyHttp for Gate {
         if route.is_some_and(|r| !r.forward_token) {
             upstream_request.remove_header(&http::header::AUTHORIZATION);
         }
-        let backend = std::mem::take(&mut ctx.backend_headers);
-        if let Some(identity) = &backend.identity {
+        // Borrowed, not taken: pingora calls this again for a retried attempt (a reused
+        // connection that closed before answering), which needs the same identity and target.
+        if let Some(identity) = &ctx.backend_headers.identity {
             identity
                 .apply(upstream_request, &state.identity_names)
                 .map_err(|e| Error::explain(ErrorType::InternalError, e.to_string()))?;
         }
-        headers::apply_headers(upstream_request, backend.route);
-        if let Some(uri) = ctx.rewritten_target.take() {
-            upstream_request.set_uri(uri);
+        headers::apply_headers(upstream_request, &ctx.backend_headers.route);
+        if let Some(uri) = &ctx.rewritten_target {
+            upstream_request.set_uri(uri.clone());
         }
         headers::set_forwarded(
             upstream_request,

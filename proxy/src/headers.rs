@@ -136,9 +136,9 @@ impl Builtin {
     const CLIENT_ID: u16 = 6;
     const TOKEN_USE: u16 = 7;
 
-    /// The replacement bit of a built-in slot.
+    /// The replacement bit of a built-in slot (0 for any other slot).
     fn bit(slot: u16) -> u8 {
-        1 << slot
+        1u8.checked_shl(u32::from(slot)).unwrap_or(0)
     }
 }
 
@@ -196,7 +196,7 @@ pub struct IdentityHeaders {
 }
 
 impl IdentityHeaders {
-    /// `(name, value)` pairs, in order (tests and `explain`).
+    /// `(name, value)` pairs, in order.
     pub fn pairs<'a>(
         &'a self,
         names: &'a IdentityNames,
@@ -441,10 +441,10 @@ pub fn header_value(text: &str) -> Option<HeaderValue> {
 }
 
 /// Replaces any header of the same name with the given identity headers.
-pub fn apply_headers(req: &mut RequestHeader, headers: Vec<(HeaderName, HeaderValue)>) {
+pub fn apply_headers(req: &mut RequestHeader, headers: &[(HeaderName, HeaderValue)]) {
     for (name, value) in headers {
         // insert_header only fails on invalid names/values, which these are not.
-        let _ = req.insert_header(name, value);
+        let _ = req.insert_header(name, value.clone());
     }
 }
 
@@ -523,10 +523,10 @@ fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
 pub fn set_forwarded(req: &mut RequestHeader, client: Option<IpAddr>, tls: bool) {
     if let Some(ip) = client {
         let prior = req.headers.get_all("x-forwarded-for");
-        let xff = if prior.iter().next().is_none() {
+        let prior: Vec<&str> = prior.iter().filter_map(|v| v.to_str().ok()).collect();
+        let xff = if prior.is_empty() {
             ip_value(ip)
         } else {
-            let prior: Vec<&str> = prior.iter().filter_map(|v| v.to_str().ok()).collect();
             header_value(&format!("{}, {ip}", prior.join(", ")))
         };
         if let Some(v) = xff {

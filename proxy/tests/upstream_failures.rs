@@ -8,12 +8,16 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use poolgate_authorizer::testutil::TestIssuer;
 use poolgate_proxy::config::HealthCheckSpec;
 use support::backend::EchoBackend;
 use support::client::get;
-use support::harness::{Proxy, free_port, sample, simple_config};
+use support::harness::{Proxy, free_port, policy_config, sample, simple_config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn upstream_down_is_a_fast_502() {
@@ -165,4 +169,107 @@ async fn consistent_hash_on_a_header_is_sticky_across_targets() {
     }
     let used: std::collections::HashSet<_> = owners.values().collect();
     assert!(used.len() >= 2, "12 tenants all on one target: {owners:?}");
+}
+
+/// A keep-alive backend that answers the first request of each connection and closes the
+/// connection, unanswered, on its second: what a backend's idle timeout looks like to a proxy
+/// that reuses the connection. Returns its address and how many requests it left unanswered.
+async fn closes_reused_connections() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let counter = dropped.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                for answered in [true, false] {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    if !answered {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        return; // closed without an answer
+                    }
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if sock.write_all(ok).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, dropped)
+}
+
+#[tokio::test]
+async fn a_retried_attempt_carries_the_verified_identity_and_the_normalised_path() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let (flaky, dropped) = closes_reused_connections().await;
+    let echo = EchoBackend::start("echo");
+    let yaml = format!(
+        r#"version: 1
+issuers:
+  shop:
+    issuer: "{iss}"
+    jwks_url: "{jwks}"
+    cognito_style: true
+    app_clients: ["{client}"]
+    token_use: access
+upstreams:
+  app:
+    targets: ["{flaky}", "{echo}"]
+    balance: round_robin
+roles:
+  reader:
+    allow: [ {{ methods: [GET], paths: ["/orders/**"] }} ]
+role_mapping:
+  groups: {{ readers: [reader] }}
+routes:
+  - name: orders
+    match: {{ path: "/orders/**" }}
+    upstream: app
+    auth: {{ issuer: shop }}
+  - name: public
+    match: {{ path: "/public/**" }}
+    upstream: app
+    public: true
+"#,
+        iss = issuer.issuer,
+        jwks = issuer.jwks_url,
+        client = issuer.client_id,
+        echo = echo.target(),
+    );
+    let proxy = Proxy::start(policy_config(&yaml));
+    proxy.wait_ready().await;
+    let auth = format!("Bearer {}", issuer.mint_access("alice", &["readers"], &[]));
+    // Round robin alternates the targets, so the flaky one is picked every other request: first
+    // on a new connection (answered and pooled), then on that pooled connection, which it
+    // closes; pingora retries that attempt, and poolgate sends the retry to the echo backend.
+    for _ in 0..8 {
+        let r = get(
+            proxy.addr,
+            "/public/../orders/1",
+            &[("authorization", &auth), ("x-auth-sub", "mallory")],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert!(
+        dropped.load(Ordering::SeqCst) >= 1,
+        "no attempt was retried"
+    );
+    let seen = echo.requests();
+    assert!(seen.len() > 4, "the retries reached the echo backend");
+    for r in &seen {
+        assert_eq!(r.path, "/orders/1", "{r:?}");
+        let sub = r.header("x-auth-sub");
+        assert!(sub.is_some_and(|s| s != "mallory"), "{r:?}");
+        assert_eq!(r.header("x-auth-roles"), Some(r#"["reader"]"#), "{r:?}");
+    }
 }

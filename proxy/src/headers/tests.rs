@@ -204,6 +204,66 @@ fn arrays_are_written_as_serde_json_writes_them_and_unsendable_ones_refused() {
 }
 
 #[test]
+fn array_items_with_control_characters_are_escaped_as_serde_json_escapes_them() {
+    let names = IdentityNames::new(&IdentitySettings::default()).unwrap();
+    let groups = vec![
+        "a\nb".to_owned(),
+        "nul\0".to_owned(),
+        "cr\r".to_owned(),
+        "unit\u{1f}".to_owned(),
+    ];
+    let h = identity_headers(&view(&groups, None), &names).unwrap();
+    let (_, value) = h
+        .pairs(&names)
+        .find(|(k, _)| *k == "x-auth-groups")
+        .unwrap();
+    assert_eq!(value, serde_json::to_string(&groups).unwrap().as_bytes());
+    // DEL is not escaped by JSON and is not header text: refused.
+    let groups = vec!["del\u{7f}".to_owned()];
+    let err = identity_headers(&view(&groups, None), &names).unwrap_err();
+    assert_eq!(err.header, "x-auth-groups");
+}
+
+#[test]
+fn more_claim_mappings_than_built_in_headers_are_all_sent() {
+    let mut claims = serde_json::Map::new();
+    let mut pairs = Vec::new();
+    for i in 0..12 {
+        claims.insert(format!("c{i}"), Value::String(format!("v{i}")));
+        pairs.push((format!("c{i}"), format!("c{i}")));
+    }
+    // And one that replaces a built-in after them.
+    claims.insert("sub".into(), Value::String("from-claim".into()));
+    pairs.push(("sub".into(), "sub".into()));
+    let settings = IdentitySettings {
+        prefix: "x-auth-".into(),
+        claim_headers: pairs,
+    };
+    let names = IdentityNames::new(&settings).unwrap();
+    let h = identity_headers(&view(&[], Some(&claims)), &names).unwrap();
+    let all: Vec<(String, String)> = h
+        .pairs(&names)
+        .map(|(k, v)| (k.to_owned(), String::from_utf8(v.to_vec()).unwrap()))
+        .collect();
+    for i in 0..12 {
+        assert!(
+            all.contains(&(format!("x-auth-c{i}"), format!("v{i}"))),
+            "{all:?}"
+        );
+    }
+    let subs: Vec<&str> = all
+        .iter()
+        .filter(|(k, _)| k == "x-auth-sub")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(subs, ["from-claim"]);
+    let mut r = req(&[]);
+    h.apply(&mut r, &names).unwrap();
+    assert_eq!(r.headers.get("x-auth-c11").unwrap(), "v11");
+    assert_eq!(r.headers.get("x-auth-sub").unwrap(), "from-claim");
+}
+
+#[test]
 fn built_headers_are_set_on_the_request_replacing_any_of_the_same_name() {
     let names = IdentityNames::new(&IdentitySettings::default()).unwrap();
     let groups = vec!["admins".to_owned()];
@@ -235,7 +295,7 @@ fn apply_replaces_existing_values() {
     let mut r = req(&[("x-auth-sub", "old")]);
     apply_headers(
         &mut r,
-        vec![(
+        &[(
             HeaderName::from_static("x-auth-sub"),
             HeaderValue::from_static("new"),
         )],
@@ -296,6 +356,16 @@ fn forwarded_headers_append_and_replace() {
     );
     assert_eq!(get("x-forwarded-proto").as_deref(), Some("https"));
     assert_eq!(get("x-forwarded-host").as_deref(), Some("api.example.com"));
+
+    // A prior value that is not text is dropped, not kept as an empty item.
+    let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+    r.append_header(
+        "x-forwarded-for",
+        HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+    )
+    .unwrap();
+    set_forwarded(&mut r, Some("192.0.2.7".parse().unwrap()), false);
+    assert_eq!(r.headers.get("x-forwarded-for").unwrap(), "192.0.2.7");
 
     let mut r = req(&[("x-forwarded-host", "spoofed")]);
     set_forwarded(&mut r, Some("::1".parse().unwrap()), false);
