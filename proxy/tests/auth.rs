@@ -140,6 +140,52 @@ async fn valid_token_reaches_backend_with_verified_identity_only() {
 }
 
 #[tokio::test]
+async fn a_verified_identity_that_cannot_be_a_header_is_refused_before_the_backend() {
+    let e = env().await;
+    let username = |v: serde_json::Value| ("username", v);
+    let groups = |v: serde_json::Value| ("cognito:groups", v);
+    let refused = [
+        username(json!("alice\r\nx-auth-sub: root")),
+        username(json!("nul\u{0}")),
+        username(json!("del\u{7f}")),
+        username(json!("caf\u{e9}")),
+        groups(json!(["readers", "del\u{7f}"])),
+        groups(json!(["readers", "caf\u{e9}"])),
+    ];
+    for (claim, value) in refused {
+        let mut claims = e.issuer.access_claims("dora", &["readers"], &[]);
+        claims.0.insert(claim.into(), value.clone());
+        let auth = bearer(&e.issuer.access_key().sign_claims(&claims.into_value()));
+        let before = e.be.count();
+        let r = get(e.proxy.addr, "/orders/1", &[("authorization", &auth)]).await;
+        assert_eq!(r.status, 400, "{claim} = {value}: {}", r.text());
+        assert_eq!(
+            r.json()["reason"],
+            "identity_unrepresentable",
+            "{claim} = {value}"
+        );
+        assert_eq!(
+            e.be.count(),
+            before,
+            "{claim} = {value} reached the backend"
+        );
+    }
+    // Control characters inside an array are JSON-escaped, so the header is plain text.
+    let mut claims = e.issuer.access_claims("dora", &["readers"], &[]);
+    claims.0.insert(
+        "cognito:groups".into(),
+        json!(["readers", "a\nb", "q\"uote"]),
+    );
+    let auth = bearer(&e.issuer.access_key().sign_claims(&claims.into_value()));
+    let r = get(e.proxy.addr, "/orders/1", &[("authorization", &auth)]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        e.be.requests().pop().unwrap().header("x-auth-groups"),
+        Some(r#"["readers","a\nb","q\"uote"]"#)
+    );
+}
+
+#[tokio::test]
 async fn token_case_table() {
     let e = env().await;
     let now = std::time::SystemTime::now()
