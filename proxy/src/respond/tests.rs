@@ -102,3 +102,12 @@ fn statuses_and_retry_after() {
         assert_eq!(header(&a, "x-request-id"), Some("r"));
     }
 }
+
+#[test]
+fn a_kept_request_id_with_quotes_and_backslashes_stays_valid_json() {
+    // `"` and `\` are visible ASCII, so a client's request id may carry them.
+    let id = r#"a"b\c"#;
+    let a = render(&Denial::NoRoute, id, "shop");
+    assert_eq!(body(&a)["request_id"], id);
+    assert_eq!(header(&a, "x-request-id"), Some(id));
+}
