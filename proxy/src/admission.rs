@@ -73,6 +73,13 @@ pub(crate) async fn admit(
             reason: "method_case",
         });
     }
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400. Routes are judged by host, and
+    // a backend would answer it as its default host, which no host-bound route allowed.
+    if req.version == http::Version::HTTP_11 && !req.headers.contains_key(http::header::HOST) {
+        return Err(Denial::BadRequest {
+            reason: "missing_host",
+        });
+    }
     let host = req
         .headers
         .get(http::header::HOST)

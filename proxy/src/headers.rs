@@ -60,7 +60,7 @@ fn fold(b: u8) -> u8 {
 
 /// Client headers that some backends or frameworks treat as overriding the path, the method or
 /// the client's origin: the policy judged none of them, so none is forwarded.
-const OVERRIDE_HEADERS: [&str; 10] = [
+const OVERRIDE_HEADERS: [&str; 12] = [
     "x-original-url",
     "x-rewrite-url",
     "x-http-method-override",
@@ -68,15 +68,22 @@ const OVERRIDE_HEADERS: [&str; 10] = [
     "x-method-override",
     "forwarded",
     "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
     "x-forwarded-prefix",
     "x-forwarded-port",
     "x-forwarded-server",
 ];
 
+/// The forwarding headers poolgate sets itself. Their `-` spelling is replaced (or appended
+/// to); any spelling with `_`, which CGI-style backends read as the same header, is removed.
+const SET_HEADERS: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+
 /// Removes every header named `prefix…` in any mix of `-` and `_` (case-insensitive), the
-/// route's claim headers (`(header, claim)` pairs) under the same folding, and the
-/// path/method/origin override headers, so a client can neither pose as a verified identity nor
-/// redirect what was judged. Returns how many names were removed.
+/// route's claim headers (`(header, claim)` pairs) under the same folding, the
+/// path/method/origin override headers, and `_` spellings of the forwarding headers poolgate
+/// sets, so a client can neither pose as a verified identity nor redirect what was judged.
+/// Returns how many names were removed.
 pub fn strip_identity_headers(
     req: &mut RequestHeader,
     prefix: &str,
@@ -91,6 +98,7 @@ pub fn strip_identity_headers(
             folded_starts_with(n, prefix)
                 || claim_headers.iter().any(|(h, _)| same(h))
                 || OVERRIDE_HEADERS.iter().any(|o| same(o))
+                || (n.contains('_') && SET_HEADERS.iter().any(|o| same(o)))
         })
         .cloned()
         .collect();

@@ -88,6 +88,49 @@ async fn target_that_is_not_origin_form_is_refused() {
 }
 
 #[tokio::test]
+async fn an_http_1_1_request_without_host_is_refused() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(policy_config(&guest_policy(&be.target())));
+    let answer = raw_answer(proxy.addr, "GET /x HTTP/1.1\r\nConnection: close\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("missing_host"), "{answer}");
+    assert_eq!(be.count(), 0, "nothing may reach the backend");
+    // HTTP/1.0 has no Host requirement; with one, the same request is served.
+    let status = raw_status(proxy.addr, "GET /x HTTP/1.0\r\n\r\n").await;
+    assert_eq!(status, 200);
+    let status = raw_status(
+        proxy.addr,
+        "GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn client_ip_and_underscored_forwarding_headers_never_reach_the_backend() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(policy_config(&guest_policy(&be.target())));
+    let answer = raw_answer(
+        proxy.addr,
+        "GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         x_forwarded_for: 7.7.7.7\r\nx_forwarded_host: evil.example\r\n\
+         X_Forwarded_Proto: https\r\nTrue-Client-IP: 7.7.7.7\r\nX-Client-IP: 7.7.7.7\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let seen = be.requests().pop().unwrap();
+    for (name, value) in &seen.headers {
+        assert!(
+            !value.contains("7.7.7.7") && !value.contains("evil"),
+            "{name}: {value}"
+        );
+    }
+    assert_eq!(seen.header("x-forwarded-host"), Some("localhost"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+}
+
+#[tokio::test]
 async fn known_method_in_another_case_is_refused() {
     let be = EchoBackend::start("a");
     let proxy = Proxy::start(policy_config(&guest_policy(&be.target())));

@@ -49,6 +49,20 @@ fn claim_headers_and_override_headers_are_stripped_in_every_spelling() {
     let claim_headers = vec![("X-Tenant-Id".to_owned(), "custom:tenant".to_owned())];
     assert_eq!(strip_identity_headers(&mut r, "x-auth-", &claim_headers), 5);
     assert_eq!(names(&r), vec!["x-tenant-idx"]);
+
+    // The forwarding headers poolgate sets: the `-` spelling stays (it is replaced or appended
+    // to later), any `_` spelling goes; so do client-IP headers.
+    let mut r = req(&[
+        ("X-Forwarded-For", "10.0.0.1"),
+        ("x_forwarded_for", "7.7.7.7"),
+        ("X_Forwarded_Proto", "https"),
+        ("x-forwarded_host", "evil.example"),
+        ("x-client-ip", "7.7.7.7"),
+        ("True-Client-IP", "7.7.7.7"),
+        ("x_real_ip", "7.7.7.7"),
+    ]);
+    assert_eq!(strip_identity_headers(&mut r, "x-auth-", &[]), 6);
+    assert_eq!(names(&r), vec!["x-forwarded-for"]);
 }
 
 fn view<'a>(
