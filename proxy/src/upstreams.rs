@@ -18,6 +18,7 @@ use pingora::lb::LoadBalancer;
 use pingora::lb::health_check::HttpHealthCheck;
 use pingora::lb::selection::{Consistent, RoundRobin};
 use pingora::protocols::tls::CaType;
+use pingora::upstreams::peer::HttpUpstreamRequestPolicy;
 use pingora::upstreams::peer::{HttpPeer, PeerOptions};
 use pingora::utils::tls::WrappedX509;
 use rustls_pki_types::CertificateDer;
@@ -301,6 +302,11 @@ fn make_peer(spec: &UpstreamSpec, addr: SocketAddr, ca: Option<&TrustedCa>) -> H
     o.read_timeout = Some(spec.timeouts.read);
     o.write_timeout = Some(spec.timeouts.write);
     o.idle_timeout = Some(spec.timeouts.idle);
+    // Pinned rather than inherited from pingora's default: hop-by-hop fields and any field the
+    // client's `Connection` names are dropped before poolgate's hooks run (so a client cannot
+    // have the verified identity removed), a nomination of `Host` or `X-Forwarded-*` is
+    // refused, and only WebSocket upgrades are forwarded.
+    o.http_upstream_request_policy = HttpUpstreamRequestPolicy::standard();
     if let Some(t) = &spec.tls {
         o.verify_cert = t.verify;
         o.verify_hostname = t.verify;

@@ -185,6 +185,53 @@ async fn a_verified_identity_that_cannot_be_a_header_is_refused_before_the_backe
     );
 }
 
+/// Writes `head` on a fresh connection and returns the whole answer as text.
+async fn raw_answer(addr: std::net::SocketAddr, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test]
+async fn a_connection_header_cannot_take_the_verified_identity_off_the_request() {
+    let e = env().await;
+    let auth = bearer(&e.issuer.mint_access("erin", &["readers"], &[]));
+    // Fields a client's `Connection` names are hop-by-hop: dropped before poolgate adds the
+    // verified identity, so naming the identity headers removes only the client's own.
+    let answer = raw_answer(
+        e.proxy.addr,
+        &format!(
+            "GET /orders/1 HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth}\r\n\
+             Connection: close, x-auth-sub, x-auth-roles\r\nx-auth-sub: mallory\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let seen = e.be.requests().pop().unwrap();
+    assert!(
+        seen.header("x-auth-sub").is_some_and(|s| s != "mallory"),
+        "{seen:?}"
+    );
+    assert_eq!(seen.header("x-auth-roles"), Some(r#"["reader","owner"]"#));
+    // Naming `Host` or a forwarding header is refused outright.
+    for named in ["host", "x-forwarded-for"] {
+        let before = e.be.count();
+        let answer = raw_answer(
+            e.proxy.addr,
+            &format!(
+                "GET /orders/1 HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth}\r\n\
+                 Connection: close, {named}\r\n\r\n"
+            ),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{named}: {answer}");
+        assert_eq!(e.be.count(), before, "{named}: reached the backend");
+    }
+}
+
 #[tokio::test]
 async fn token_case_table() {
     let e = env().await;
