@@ -8,6 +8,7 @@
 //! fail_to_connect          count; retry on another target while untried ones remain
 //! upstream_request_filter  strip client x-auth-*, add verified identity, X-Forwarded-*,
 //!                          x-request-id, Host override
+//! upstream_response_filter a 101 only to WebSocket (else 502)
 //! response_filter          x-request-id on the answer
 //! fail_to_proxy            upstream failure → respond (502 / 503 / 504)
 //! logging                  one access-log line · request counter and duration histogram
@@ -340,6 +341,27 @@ impl ProxyHttp for Gate {
         upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
         if let Some(host) = ctx.upstream.as_ref().and_then(|u| u.host_header.as_deref()) {
             upstream_request.insert_header(http::header::HOST, host)?;
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        // pingora forwards only WebSocket upgrade requests, but accepts a 101 whatever protocol
+        // it names, and after a 101 bytes flow unjudged both ways. Only WebSocket is let through.
+        if upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS
+            && !headers::upgrades_to_websocket(upstream_response)
+        {
+            return Err(Error::create(
+                ErrorType::InvalidHTTPHeader,
+                ErrorSource::Upstream,
+                Some("101 Switching Protocols to something other than websocket".into()),
+                None,
+            ));
         }
         Ok(())
     }

@@ -557,6 +557,16 @@ pub fn set_forwarded(req: &mut RequestHeader, client: Option<IpAddr>, tls: bool)
     }
 }
 
+/// Whether a response switches to WebSocket: its `Upgrade` is exactly one protocol, `websocket`
+/// (case-insensitive, any version suffix refused).
+pub fn upgrades_to_websocket(resp: &pingora::http::ResponseHeader) -> bool {
+    let mut values = resp.headers.get_all(http::header::UPGRADE).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"websocket"),
+        _ => false,
+    }
+}
+
 /// Approximate size of the request head: request target plus every `name: value\r\n`.
 pub fn request_head_size(req: &RequestHeader) -> usize {
     let target = req.uri.path_and_query().map_or(1, |p| p.as_str().len());

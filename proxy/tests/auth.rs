@@ -630,6 +630,56 @@ async fn websocket_upgrade_only_after_authorization() {
 }
 
 #[tokio::test]
+async fn a_switch_to_anything_but_websocket_is_refused() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A backend that answers every request with a 101 to h2c, then counts what else arrives.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap().to_string();
+    let after = Arc::new(AtomicUsize::new(0));
+    let counter = after.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let switch = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+                if sock.write_all(switch).await.is_err() {
+                    return;
+                }
+                while let Ok(n) = sock.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    counter.fetch_add(n, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let issuer = TestIssuer::start().await.unwrap();
+    let be = EchoBackend::start("unused");
+    let text = policy(&issuer, &be).replace(&be.target(), &backend);
+    let proxy = Proxy::start(policy_config(&text));
+    proxy.wait_ready().await;
+    let (head, mut s) = support::client::upgrade(proxy.addr, "/public/ws", &[]).await;
+    assert!(head.starts_with("HTTP/1.1 502"), "{head}");
+    // Nothing written after the refusal reaches the backend as unjudged bytes.
+    let _ = s
+        .write_all(b"GET /orders/1 HTTP/1.1\r\nHost: localhost\r\nx-auth-sub: mallory\r\n\r\n")
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(after.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
 async fn unknown_kid_is_refused_and_rotated_keys_are_picked_up() {
     use poolgate_authorizer::testutil::TestKey;
     let e = env().await;

@@ -408,3 +408,20 @@ fn head_size_grows_with_headers() {
     let big = request_head_size(&req(&[("x-big", &"a".repeat(1000))]));
     assert!(big >= small + 1000);
 }
+
+#[test]
+fn only_an_upgrade_to_websocket_switches() {
+    let resp = |values: &[&str]| {
+        let mut r = pingora::http::ResponseHeader::build(101, None).unwrap();
+        for v in values {
+            r.append_header("upgrade", *v).unwrap();
+        }
+        r
+    };
+    assert!(upgrades_to_websocket(&resp(&["websocket"])));
+    assert!(upgrades_to_websocket(&resp(&["WebSocket"])));
+    assert!(!upgrades_to_websocket(&resp(&[])));
+    assert!(!upgrades_to_websocket(&resp(&["h2c"])));
+    assert!(!upgrades_to_websocket(&resp(&["websocket, h2c"])));
+    assert!(!upgrades_to_websocket(&resp(&["websocket", "h2c"])));
+}
