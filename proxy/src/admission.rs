@@ -33,7 +33,6 @@ pub(crate) struct BackendHeaders {
 }
 
 pub(crate) struct Admitted {
-    pub(crate) route_index: usize,
     pub(crate) upstream: Arc<Upstream>,
     pub(crate) reason: &'static str,
     pub(crate) identity: Option<Arc<Identity>>,
@@ -134,7 +133,6 @@ pub(crate) async fn admit(
     let admitted = |reason: &'static str,
                     identity: Option<Arc<Identity>>,
                     backend_headers: BackendHeaders| Admitted {
-        route_index: m.index,
         upstream: upstream.clone(),
         reason,
         identity,

@@ -15,13 +15,12 @@
 //! ```
 
 use std::borrow::Cow;
-
-use http::HeaderValue;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -48,8 +47,8 @@ pub struct RequestCtx {
     ts_ms: u128,
     request_id: HeaderValue,
     state: Option<Arc<GateState>>,
-    route_index: Option<usize>,
-    /// The route matched, even for a refusal (metrics and the access log name it).
+    /// The route matched, even for a refusal (metrics and the access log name it); for a
+    /// forwarded request, the route it is forwarded by.
     matched: Option<usize>,
     upstream: Option<Arc<Upstream>>,
     identity: Option<Arc<Identity>>,
@@ -78,7 +77,6 @@ impl RequestCtx {
                 .map_or(0, |d| d.as_millis()),
             request_id: HeaderValue::from_static(""),
             state: None,
-            route_index: None,
             matched: None,
             upstream: None,
             identity: None,
@@ -214,7 +212,6 @@ impl ProxyHttp for Gate {
         let denial = match verdict {
             Ok(Verdict::Forward(a)) => {
                 ctx.backend_headers = a.backend_headers;
-                ctx.route_index = Some(a.route_index);
                 ctx.upstream = Some(a.upstream);
                 ctx.identity = a.identity;
                 ctx.rewritten_target = a.rewritten_target;
@@ -316,7 +313,7 @@ impl ProxyHttp for Gate {
                 "no state for request",
             ));
         };
-        let route = ctx.route_index.and_then(|i| state.route(i));
+        let route = ctx.matched.and_then(|i| state.route(i));
         let claim_headers = route.map_or(&[][..], |r| r.headers.as_slice());
         headers::strip_identity_headers(upstream_request, &state.identity.prefix, claim_headers);
         if route.is_some_and(|r| !r.forward_token) {
