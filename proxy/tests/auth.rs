@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use poolgate_authorizer::testutil::{Behaviour, TestIssuer};
 use serde_json::json;
 use support::backend::EchoBackend;
-use support::client::get;
+use support::client::{get, raw_answer};
 use support::harness::{Proxy, policy_config, sample};
 
 const POLICY: &str = r#"version: 1
@@ -183,16 +183,6 @@ async fn a_verified_identity_that_cannot_be_a_header_is_refused_before_the_backe
         e.be.requests().pop().unwrap().header("x-auth-groups"),
         Some(r#"["readers","a\nb","q\"uote"]"#)
     );
-}
-
-/// Writes `head` on a fresh connection and returns the whole answer as text.
-async fn raw_answer(addr: std::net::SocketAddr, head: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(head.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
-    String::from_utf8_lossy(&buf).into_owned()
 }
 
 #[tokio::test]
@@ -635,35 +625,29 @@ async fn a_switch_to_anything_but_websocket_is_refused() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // A backend that answers every request with a 101 to h2c, then counts what else arrives.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let backend = listener.local_addr().unwrap().to_string();
     let after = Arc::new(AtomicUsize::new(0));
     let counter = after.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let switch = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
-                if sock.write_all(switch).await.is_err() {
+    let backend = support::backend::raw_backend(move |mut sock| {
+        let counter = counter.clone();
+        async move {
+            if !support::backend::read_head(&mut sock).await {
+                return;
+            }
+            let switch =
+                b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+            if sock.write_all(switch).await.is_err() {
+                return;
+            }
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = sock.read(&mut buf).await {
+                if n == 0 {
                     return;
                 }
-                while let Ok(n) = sock.read(&mut buf).await {
-                    if n == 0 {
-                        return;
-                    }
-                    counter.fetch_add(n, Ordering::SeqCst);
-                }
-            });
+                counter.fetch_add(n, Ordering::SeqCst);
+            }
         }
-    });
+    })
+    .await;
     let issuer = TestIssuer::start().await.unwrap();
     let be = EchoBackend::start("unused");
     let text = policy(&issuer, &be).replace(&be.target(), &backend);

@@ -10,12 +10,10 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use support::backend::EchoBackend;
-use support::client::get;
+use support::client::{get, raw_answer};
 use support::harness::{Proxy, policy_config};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Guests may read everything but `/admin/**`; nothing else is allowed.
 fn guest_policy(backend: &str) -> String {
@@ -43,15 +41,6 @@ routes:
     upstream: app
 "#
     )
-}
-
-/// Writes `head` on a fresh connection and returns the whole answer as text.
-async fn raw_answer(addr: SocketAddr, head: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(head.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
-    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// The status code of the answer to `head`.

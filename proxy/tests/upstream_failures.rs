@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use poolgate_authorizer::testutil::TestIssuer;
 use poolgate_proxy::config::HealthCheckSpec;
-use support::backend::EchoBackend;
+use support::backend::{EchoBackend, raw_backend, read_head};
 use support::client::get;
 use support::harness::{Proxy, free_port, policy_config, sample, simple_config};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 #[tokio::test]
 async fn upstream_down_is_a_fast_502() {
@@ -175,35 +175,27 @@ async fn consistent_hash_on_a_header_is_sticky_across_targets() {
 /// connection, unanswered, on its second: what a backend's idle timeout looks like to a proxy
 /// that reuses the connection. Returns its address and how many requests it left unanswered.
 async fn closes_reused_connections() -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
     let dropped = Arc::new(AtomicUsize::new(0));
     let counter = dropped.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                for answered in [true, false] {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match sock.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    if !answered {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        return; // closed without an answer
-                    }
-                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                    if sock.write_all(ok).await.is_err() {
-                        return;
-                    }
+    let addr = raw_backend(move |mut sock| {
+        let counter = counter.clone();
+        async move {
+            for answered in [true, false] {
+                if !read_head(&mut sock).await {
+                    return;
                 }
-            });
+                if !answered {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    return; // closed without an answer
+                }
+                let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                if sock.write_all(ok).await.is_err() {
+                    return;
+                }
+            }
         }
-    });
+    })
+    .await;
     (addr, dropped)
 }
 

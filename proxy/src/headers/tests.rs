@@ -196,45 +196,39 @@ fn values_that_cannot_be_headers_are_refused_not_truncated() {
     assert!(header_value("plain value\twith tab").is_some());
 }
 
-#[test]
-fn arrays_are_written_as_serde_json_writes_them_and_unsendable_ones_refused() {
+/// The `x-auth-groups` value built for `groups` under the default settings.
+fn groups_header(groups: &[&str]) -> Result<Vec<u8>, HeaderError> {
     let names = IdentityNames::new(&IdentitySettings::default()).unwrap();
-    let groups = vec![
-        "plain".to_owned(),
-        "with \"quote\" and \\".to_owned(),
-        "tab\there".to_owned(),
-        String::new(),
-    ];
-    let h = identity_headers(&view(&groups, None), &names).unwrap();
+    let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+    let h = identity_headers(&view(&groups, None), &names)?;
     let (_, value) = h
         .pairs(&names)
         .find(|(k, _)| *k == "x-auth-groups")
         .unwrap();
-    assert_eq!(value, serde_json::to_string(&groups).unwrap().as_bytes());
+    Ok(value.to_vec())
+}
+
+#[test]
+fn arrays_are_written_as_serde_json_writes_them_and_unsendable_ones_refused() {
+    let groups = ["plain", "with \"quote\" and \\", "tab\there", ""];
+    assert_eq!(
+        groups_header(&groups).unwrap(),
+        serde_json::to_vec(&groups).unwrap()
+    );
     // A JSON array keeps non-ASCII as is: not header text, so the identity is refused.
-    let groups = vec!["caf\u{e9}".to_owned()];
-    let err = identity_headers(&view(&groups, None), &names).unwrap_err();
+    let err = groups_header(&["caf\u{e9}"]).unwrap_err();
     assert_eq!(err.header, "x-auth-groups");
 }
 
 #[test]
 fn array_items_with_control_characters_are_escaped_as_serde_json_escapes_them() {
-    let names = IdentityNames::new(&IdentitySettings::default()).unwrap();
-    let groups = vec![
-        "a\nb".to_owned(),
-        "nul\0".to_owned(),
-        "cr\r".to_owned(),
-        "unit\u{1f}".to_owned(),
-    ];
-    let h = identity_headers(&view(&groups, None), &names).unwrap();
-    let (_, value) = h
-        .pairs(&names)
-        .find(|(k, _)| *k == "x-auth-groups")
-        .unwrap();
-    assert_eq!(value, serde_json::to_string(&groups).unwrap().as_bytes());
+    let groups = ["a\nb", "nul\0", "cr\r", "unit\u{1f}"];
+    assert_eq!(
+        groups_header(&groups).unwrap(),
+        serde_json::to_vec(&groups).unwrap()
+    );
     // DEL is not escaped by JSON and is not header text: refused.
-    let groups = vec!["del\u{7f}".to_owned()];
-    let err = identity_headers(&view(&groups, None), &names).unwrap_err();
+    let err = groups_header(&["del\u{7f}"]).unwrap_err();
     assert_eq!(err.header, "x-auth-groups");
 }
 

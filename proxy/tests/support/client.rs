@@ -98,3 +98,14 @@ pub async fn upgrade(
     }
     (String::from_utf8_lossy(&head).into_owned(), s)
 }
+
+/// Writes `head` on a fresh connection and returns the whole answer as text (for requests the
+/// hyper client would not send).
+pub async fn raw_answer(addr: SocketAddr, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
