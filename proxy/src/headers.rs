@@ -324,9 +324,8 @@ fn json_string(buf: &mut Vec<u8>, text: &str) {
     }
 }
 
-/// The identity headers for `id`, in a stable order. Arrays
-/// are JSON arrays (kept intact, no `"[a b]"` flattening); a string claim is sent raw, any
-/// other claim as JSON.
+/// The identity headers for `id`, in a stable order. Arrays are JSON arrays (kept intact, no
+/// `"[a b]"` flattening); a string claim is sent raw, any other claim as JSON.
 pub fn identity_headers(
     id: &IdentityView<'_>,
     names: &IdentityNames,
