@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use poolgate_authorizer::{AuthError, Identity};
 use poolgate_policies as pol;
@@ -29,7 +28,7 @@ pub(crate) enum Verdict {
 pub(crate) struct BackendHeaders {
     pub(crate) identity: Option<IdentityHeaders>,
     /// The route's own claim headers.
-    pub(crate) route: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) route: Option<IdentityHeaders>,
 }
 
 pub(crate) struct Admitted {
@@ -199,7 +198,7 @@ pub(crate) async fn admit(
     };
     let d = policy.decide(&m, method, &path, Some(&principal));
     if d.allowed {
-        let headers = backend_identity_headers(state, route, &identity, &d.roles)
+        let headers = backend_identity_headers(state, m.index, &identity, &d.roles)
             .map_err(|_| Denial::IdentityUnrepresentable)?;
         Ok(Verdict::Forward(admitted(
             d.reason.code(),
@@ -319,7 +318,7 @@ pub fn path_error_code(e: &pol::PathError) -> &'static str {
 /// The identity headers for an admitted request with a verified identity.
 pub(crate) fn backend_identity_headers(
     state: &GateState,
-    route: &pol::Route,
+    route: usize,
     id: &Identity,
     roles: &[&str],
 ) -> Result<BackendHeaders, headers::HeaderError> {
@@ -337,7 +336,10 @@ pub(crate) fn backend_identity_headers(
     };
     Ok(BackendHeaders {
         identity: Some(headers::identity_headers(&view, &state.identity_names)?),
-        route: headers::route_claim_headers(&route.headers, &claims)?,
+        route: match state.route_headers.get(route) {
+            Some(names) => headers::route_claim_headers(names, &claims)?,
+            None => None,
+        },
     })
 }
 

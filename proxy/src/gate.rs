@@ -326,7 +326,14 @@ impl ProxyHttp for Gate {
                 .apply(upstream_request, &state.identity_names)
                 .map_err(|e| Error::explain(ErrorType::InternalError, e.to_string()))?;
         }
-        headers::apply_headers(upstream_request, &ctx.backend_headers.route);
+        if let (Some(headers), Some(names)) = (
+            &ctx.backend_headers.route,
+            ctx.matched.and_then(|i| state.route_headers.get(i)),
+        ) {
+            headers
+                .apply(upstream_request, names)
+                .map_err(|e| Error::explain(ErrorType::InternalError, e.to_string()))?;
+        }
         if let Some(uri) = &ctx.rewritten_target {
             upstream_request.set_uri(uri.clone());
         }

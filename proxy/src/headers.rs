@@ -1,7 +1,14 @@
-//! Pure header work on the request sent upstream: identity scrubbing and injection,
-//! request ids, `X-Forwarded-*`, and the request-head size.
+//! Pure header work on the request sent upstream: identity scrubbing and injection
+//! ([`identity`]), request ids, `X-Forwarded-*`, and the request-head size.
 //!
 //! Nothing here does I/O; the gate calls these from `upstream_request_filter`.
+
+mod identity;
+
+pub use identity::{
+    HeaderError, IdentityHeaders, IdentityNames, IdentityView, RouteHeaderNames, SlotNames,
+    identity_headers, route_claim_headers,
+};
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -12,37 +19,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
-use serde_json::Value;
-
-use crate::config::IdentitySettings;
 
 /// Name of the request-id header, kept from the client when well formed.
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// Longest client-sent request id that is kept as is.
 const MAX_REQUEST_ID_LEN: usize = 128;
-
-/// A verified identity, borrowed, in the shape the backend headers need.
-#[derive(Debug, Clone, Copy)]
-pub struct IdentityView<'a> {
-    pub issuer: &'a str,
-    pub sub: &'a str,
-    pub username: Option<&'a str>,
-    pub groups: &'a [String],
-    pub roles: &'a [&'a str],
-    pub scopes: &'a [String],
-    pub client_id: Option<&'a str>,
-    pub token_use: &'a str,
-    pub claims: Option<&'a dyn poolgate_policies::Claims>,
-}
-
-/// A verified value that cannot travel as a header value; the request is refused rather
-/// than sent with a truncated or altered identity.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("identity value for `{header}` cannot be sent as a header")]
-pub struct HeaderError {
-    pub header: String,
-}
 
 /// Header names equal once `_` is read as `-` (names are lowercase in `http`): many backends
 /// (CGI, WSGI, Rack, PHP) map both to `HTTP_X_AUTH_SUB`, so either spelling is the same header.
@@ -108,328 +90,6 @@ pub fn strip_identity_headers(
     doomed.len()
 }
 
-/// The identity header names of one configuration, built once (not per request). A name is
-/// addressed by its slot: the built-ins first (`Builtin`), then the claim mappings in order.
-#[derive(Debug, Clone)]
-pub struct IdentityNames {
-    names: Box<[HeaderName]>,
-    /// The same names as bytes: what pingora's `insert_header` takes without copying.
-    wire: Box<[Bytes]>,
-    /// `(claim, slot, replaces)`: a present claim replaces the built-in header of the same
-    /// name (its bit in `replaces`, see [`Builtin`]), which is then not built at all.
-    claims: Vec<(String, u16, u8)>,
-}
-
-/// Slots and bits of the built-in identity headers.
-struct Builtin;
-
-impl Builtin {
-    /// Name suffixes, by slot.
-    const SUFFIXES: [&str; 8] = [
-        "issuer",
-        "sub",
-        "username",
-        "groups",
-        "roles",
-        "scopes",
-        "client-id",
-        "token-use",
-    ];
-    const ISSUER: u16 = 0;
-    const SUB: u16 = 1;
-    const USERNAME: u16 = 2;
-    const GROUPS: u16 = 3;
-    const ROLES: u16 = 4;
-    const SCOPES: u16 = 5;
-    const CLIENT_ID: u16 = 6;
-    const TOKEN_USE: u16 = 7;
-
-    /// The replacement bit of a built-in slot (0 for any other slot).
-    fn bit(slot: u16) -> u8 {
-        1u8.checked_shl(u32::from(slot)).unwrap_or(0)
-    }
-}
-
-impl IdentityNames {
-    /// Names under `settings.prefix`; a prefix or suffix that cannot make a header name is an error.
-    pub fn new(settings: &IdentitySettings) -> Result<Self, HeaderError> {
-        let p = settings.prefix.to_ascii_lowercase();
-        let name = |suffix: &str| {
-            let full = format!("{p}{}", suffix.to_ascii_lowercase());
-            HeaderName::from_bytes(full.as_bytes()).map_err(|_| HeaderError { header: full })
-        };
-        let mut names = Builtin::SUFFIXES
-            .iter()
-            .map(|s| name(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut claims = Vec::with_capacity(settings.claim_headers.len());
-        for (claim, suffix) in &settings.claim_headers {
-            let header = name(suffix)?;
-            let replaces = names
-                .iter()
-                .take(Builtin::SUFFIXES.len())
-                .position(|n| *n == header)
-                .map_or(0, |slot| Builtin::bit(slot as u16));
-            let slot = u16::try_from(names.len()).map_err(|_| HeaderError {
-                header: header.as_str().to_owned(),
-            })?;
-            names.push(header);
-            claims.push((claim.clone(), slot, replaces));
-        }
-        let wire = names
-            .iter()
-            .map(|n| Bytes::copy_from_slice(n.as_str().as_bytes()))
-            .collect();
-        Ok(Self {
-            names: names.into_boxed_slice(),
-            wire,
-            claims,
-        })
-    }
-
-    fn name(&self, slot: u16) -> &str {
-        self.names
-            .get(usize::from(slot))
-            .map_or("", HeaderName::as_str)
-    }
-}
-
-/// The identity headers of one request: every value in one buffer (one allocation, however
-/// many headers), each with the slot of its name.
-#[derive(Debug)]
-pub struct IdentityHeaders {
-    values: Bytes,
-    /// `(name slot, end of its value in values)`, in order; a value starts where the last ended.
-    spans: Box<[(u16, u32)]>,
-}
-
-impl IdentityHeaders {
-    /// `(name, value)` pairs, in order.
-    pub fn pairs<'a>(
-        &'a self,
-        names: &'a IdentityNames,
-    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
-        let mut start = 0;
-        self.spans.iter().map(move |&(slot, end)| {
-            let value = self.values.get(start..end as usize).unwrap_or_default();
-            start = end as usize;
-            (names.name(slot), value)
-        })
-    }
-
-    /// Sets every header on `req`, replacing any of the same name. `names` must be the
-    /// configuration's these were built with.
-    pub fn apply(&self, req: &mut RequestHeader, names: &IdentityNames) -> Result<(), HeaderError> {
-        let mut start = 0;
-        for &(slot, end) in &self.spans {
-            let end = end as usize;
-            let refused = || HeaderError {
-                header: names.name(slot).to_owned(),
-            };
-            if start > end || end > self.values.len() {
-                return Err(refused());
-            }
-            // Checked as header text when built; `http` checks again and cannot refuse it.
-            let value = HeaderValue::from_maybe_shared(self.values.slice(start..end))
-                .map_err(|_| refused())?;
-            let name = names.wire.get(usize::from(slot)).ok_or_else(refused)?;
-            req.insert_header(name.clone(), value)
-                .map_err(|_| refused())?;
-            start = end;
-        }
-        Ok(())
-    }
-}
-
-/// Writes identity header values into one buffer.
-struct Builder<'n> {
-    names: &'n IdentityNames,
-    buf: Vec<u8>,
-    spans: Vec<(u16, u32)>,
-}
-
-impl Builder<'_> {
-    /// Ends the value written since the last one: it must be header text.
-    fn end(&mut self, slot: u16, start: usize) -> Result<(), HeaderError> {
-        let refused = || HeaderError {
-            header: self.names.name(slot).to_owned(),
-        };
-        let value = self.buf.get(start..).ok_or_else(refused)?;
-        if !is_header_text(value) {
-            return Err(refused());
-        }
-        let end = u32::try_from(self.buf.len()).map_err(|_| refused())?;
-        self.spans.push((slot, end));
-        Ok(())
-    }
-
-    fn text(&mut self, slot: u16, text: &str) -> Result<(), HeaderError> {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(text.as_bytes());
-        self.end(slot, start)
-    }
-
-    /// A JSON array of strings, as `serde_json` writes it.
-    fn array<'s>(
-        &mut self,
-        slot: u16,
-        items: impl Iterator<Item = &'s str>,
-    ) -> Result<(), HeaderError> {
-        let start = self.buf.len();
-        self.buf.push(b'[');
-        for (i, item) in items.enumerate() {
-            if i > 0 {
-                self.buf.push(b',');
-            }
-            json_string(&mut self.buf, item);
-        }
-        self.buf.push(b']');
-        self.end(slot, start)
-    }
-
-    /// A claim: a string raw, anything else as JSON.
-    fn claim(&mut self, slot: u16, value: &Value) -> Result<(), HeaderError> {
-        match value {
-            Value::String(s) => self.text(slot, s),
-            // The usual array claim (`cognito:groups`): strings only, written as `array` does.
-            Value::Array(items) if items.iter().all(Value::is_string) => {
-                self.array(slot, items.iter().filter_map(Value::as_str))
-            }
-            other => {
-                let start = self.buf.len();
-                if serde_json::to_writer(&mut self.buf, other).is_err() {
-                    return Err(HeaderError {
-                        header: self.names.name(slot).to_owned(),
-                    });
-                }
-                self.end(slot, start)
-            }
-        }
-    }
-}
-
-/// `text` as a JSON string. Text with nothing to escape (the usual group, role and scope name)
-/// is copied between quotes; anything else goes through `serde_json`.
-fn json_string(buf: &mut Vec<u8>, text: &str) {
-    let plain = text
-        .bytes()
-        .fold(true, |ok, b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
-    if plain {
-        buf.push(b'"');
-        buf.extend_from_slice(text.as_bytes());
-        buf.push(b'"');
-    } else if serde_json::to_writer(&mut *buf, text).is_err() {
-        // Writing to a Vec cannot fail; should it, the value is refused as not header text.
-        buf.push(0);
-    }
-}
-
-/// The identity headers for `id`, in a stable order. Arrays are JSON arrays (kept intact, no
-/// `"[a b]"` flattening); a string claim is sent raw, any other claim as JSON.
-pub fn identity_headers(
-    id: &IdentityView<'_>,
-    names: &IdentityNames,
-) -> Result<IdentityHeaders, HeaderError> {
-    let mut b = Builder {
-        names,
-        buf: Vec::with_capacity(256),
-        spans: Vec::with_capacity(8 + names.claims.len()),
-    };
-    // Claim headers first: a present claim replaces the built-in header of its name, which is
-    // then not built (by default `sub`, `issuer` and `groups` come from claims).
-    let mut replaced = 0u8;
-    for (claim, slot, bit) in &names.claims {
-        let Some(value) = id.claims.and_then(|c| c.claim(claim)) else {
-            continue; // an absent claim is an absent header (the built-in one stays)
-        };
-        b.claim(*slot, value)?;
-        replaced |= bit;
-    }
-    let wanted = |slot: u16| replaced & Builtin::bit(slot) == 0;
-    if wanted(Builtin::ISSUER) {
-        b.text(Builtin::ISSUER, id.issuer)?;
-    }
-    if wanted(Builtin::SUB) {
-        b.text(Builtin::SUB, id.sub)?;
-    }
-    if let Some(username) = id.username.filter(|_| wanted(Builtin::USERNAME)) {
-        b.text(Builtin::USERNAME, username)?;
-    }
-    if wanted(Builtin::GROUPS) {
-        b.array(Builtin::GROUPS, id.groups.iter().map(String::as_str))?;
-    }
-    if wanted(Builtin::ROLES) {
-        b.array(Builtin::ROLES, id.roles.iter().copied())?;
-    }
-    if wanted(Builtin::SCOPES) {
-        b.array(Builtin::SCOPES, id.scopes.iter().map(String::as_str))?;
-    }
-    if let Some(client_id) = id.client_id.filter(|_| wanted(Builtin::CLIENT_ID)) {
-        b.text(Builtin::CLIENT_ID, client_id)?;
-    }
-    if wanted(Builtin::TOKEN_USE) {
-        b.text(Builtin::TOKEN_USE, id.token_use)?;
-    }
-    Ok(IdentityHeaders {
-        values: Bytes::from(b.buf),
-        spans: b.spans.into_boxed_slice(),
-    })
-}
-
-/// Route-specific `(full header name, claim)` headers; an absent claim gives no header
-/// (the gate removes any client-sent header of that name regardless).
-pub fn route_claim_headers(
-    pairs: &[(String, String)],
-    claims: &dyn poolgate_policies::Claims,
-) -> Result<Vec<(HeaderName, HeaderValue)>, HeaderError> {
-    let mut out = Vec::with_capacity(pairs.len());
-    for (header, claim) in pairs {
-        let Some(value) = claims.claim(claim) else {
-            continue;
-        };
-        let name =
-            HeaderName::from_bytes(header.to_ascii_lowercase().as_bytes()).map_err(|_| {
-                HeaderError {
-                    header: header.clone(),
-                }
-            })?;
-        match value {
-            Value::String(s) => push(&mut out, &name, s)?,
-            other => push_owned(&mut out, &name, other.to_string())?,
-        }
-    }
-    Ok(out)
-}
-
-fn push(
-    out: &mut Vec<(HeaderName, HeaderValue)>,
-    name: &HeaderName,
-    value: &str,
-) -> Result<(), HeaderError> {
-    let value = header_value(value).ok_or_else(|| HeaderError {
-        header: name.as_str().to_owned(),
-    })?;
-    out.push((name.clone(), value));
-    Ok(())
-}
-
-/// As [`push`], taking the text's buffer instead of copying it.
-fn push_owned(
-    out: &mut Vec<(HeaderName, HeaderValue)>,
-    name: &HeaderName,
-    value: String,
-) -> Result<(), HeaderError> {
-    let refused = || HeaderError {
-        header: name.as_str().to_owned(),
-    };
-    if !is_header_text(value.as_bytes()) {
-        return Err(refused());
-    }
-    let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).map_err(|_| refused())?;
-    out.push((name.clone(), value));
-    Ok(())
-}
-
 /// Visible ASCII, space and tab. Folded without an early exit, so it runs on whole vectors.
 fn is_header_text(text: &[u8]) -> bool {
     text.iter().fold(true, |ok, &b| {
@@ -444,14 +104,6 @@ pub fn header_value(text: &str) -> Option<HeaderValue> {
         HeaderValue::from_str(text).ok()
     } else {
         None
-    }
-}
-
-/// Replaces any header of the same name with the given identity headers.
-pub fn apply_headers(req: &mut RequestHeader, headers: &[(HeaderName, HeaderValue)]) {
-    for (name, value) in headers {
-        // insert_header only fails on invalid names/values, which these are not.
-        let _ = req.insert_header(name, value.clone());
     }
 }
 

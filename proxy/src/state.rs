@@ -23,6 +23,8 @@ pub enum StateError {
     Upstream(#[from] UpstreamError),
     #[error("identity headers: {0}")]
     Identity(#[from] headers::HeaderError),
+    #[error("route `{route}`: `{header}` cannot be a header name")]
+    RouteHeader { route: String, header: String },
 }
 
 /// The part of the configuration a reload swaps, read once per request.
@@ -34,6 +36,8 @@ pub struct GateState {
     pub verifier: Option<VerifierSetup>,
     pub identity: IdentitySettings,
     pub(crate) identity_names: headers::IdentityNames,
+    /// Each route's own claim headers (by index), parsed once.
+    pub(crate) route_headers: Box<[headers::RouteHeaderNames]>,
     pub realm: String,
     pub max_request_header_bytes: usize,
     /// Listener and admin addresses the process was started with (fixed until restart).
@@ -69,12 +73,23 @@ impl GateState {
                 clients: None,
             })
             .collect();
+        let route_headers = policy
+            .routes
+            .iter()
+            .map(|r| {
+                headers::RouteHeaderNames::new(&r.headers).map_err(|e| StateError::RouteHeader {
+                    route: r.name.clone(),
+                    header: e.header,
+                })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             upstreams: Upstreams::build(&cfg.upstreams, previous.map(|p| &p.upstreams))?,
             requirements,
             verifier,
             identity: cfg.identity.clone(),
             identity_names: headers::IdentityNames::new(&cfg.identity)?,
+            route_headers,
             realm: cfg.realm.clone(),
             max_request_header_bytes: cfg.max_request_header_bytes,
             listeners: cfg.listeners.iter().map(|l| l.address).collect(),

@@ -1,4 +1,6 @@
 use super::*;
+use crate::config::IdentitySettings;
+use serde_json::Value;
 
 fn req(headers: &[(&str, &str)]) -> RequestHeader {
     let mut r = RequestHeader::build("GET", b"/x?y=1", None).unwrap();
@@ -299,17 +301,49 @@ fn built_headers_are_set_on_the_request_replacing_any_of_the_same_name() {
 }
 
 #[test]
-fn apply_replaces_existing_values() {
-    let mut r = req(&[("x-auth-sub", "old")]);
-    apply_headers(
-        &mut r,
-        &[(
-            HeaderName::from_static("x-auth-sub"),
-            HeaderValue::from_static("new"),
-        )],
+fn route_claim_headers_are_encoded_as_identity_claims_are_and_replace_client_values() {
+    let names = RouteHeaderNames::new(&[
+        ("X-Email".into(), "email".into()),
+        ("x-tenants".into(), "custom:tenants".into()),
+        ("x-level".into(), "custom:level".into()),
+        ("x-absent".into(), "nothing".into()),
+    ])
+    .unwrap();
+    let claims: serde_json::Map<String, Value> = serde_json::from_str(
+        r#"{"email":"a@example.com","custom:tenants":["t1","t\"2"],"custom:level":3}"#,
+    )
+    .unwrap();
+    let h = route_claim_headers(&names, &claims).unwrap().unwrap();
+    let all: Vec<(&str, String)> = h
+        .pairs(&names)
+        .map(|(k, v)| (k, String::from_utf8(v.to_vec()).unwrap()))
+        .collect();
+    assert_eq!(
+        all,
+        [
+            ("x-email", "a@example.com".to_owned()),
+            ("x-tenants", r#"["t1","t\"2"]"#.to_owned()),
+            ("x-level", "3".to_owned()),
+        ]
     );
-    let all: Vec<_> = r.headers.get_all("x-auth-sub").iter().collect();
-    assert_eq!(all, vec![HeaderValue::from_static("new")]);
+    let mut r = req(&[("x-email", "mallory@example.com"), ("x-absent", "kept")]);
+    h.apply(&mut r, &names).unwrap();
+    let emails: Vec<_> = r.headers.get_all("x-email").iter().collect();
+    assert_eq!(emails, [HeaderValue::from_static("a@example.com")]);
+    // An absent claim sets nothing (the gate strips the client's value beforehand).
+    assert_eq!(r.headers.get("x-absent").unwrap(), "kept");
+    // A route without claim headers builds nothing; an unsendable value is refused.
+    let none = RouteHeaderNames::new(&[]).unwrap();
+    assert!(route_claim_headers(&none, &claims).unwrap().is_none());
+    let bad: serde_json::Map<String, Value> =
+        serde_json::from_str(r#"{"email":"a@example.com\r\nx-auth-sub: root"}"#).unwrap();
+    assert_eq!(
+        route_claim_headers(&names, &bad).unwrap_err(),
+        HeaderError {
+            header: "x-email".into()
+        }
+    );
+    assert!(RouteHeaderNames::new(&[("bad name".into(), "email".into())]).is_err());
 }
 
 #[test]

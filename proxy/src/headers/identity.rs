@@ -1,0 +1,401 @@
+//! The verified identity as backend headers: names parsed once per configuration, values
+//! built per request into one buffer.
+//!
+//! Two name tables use the same builder: the configuration's identity headers (built-ins under
+//! the prefix, then the global claim mappings) and each route's own claim headers.
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
+use serde_json::Value;
+
+use super::is_header_text;
+use crate::config::IdentitySettings;
+
+/// A verified identity, borrowed, in the shape the backend headers need.
+#[derive(Debug, Clone, Copy)]
+pub struct IdentityView<'a> {
+    pub issuer: &'a str,
+    pub sub: &'a str,
+    pub username: Option<&'a str>,
+    pub groups: &'a [String],
+    pub roles: &'a [&'a str],
+    pub scopes: &'a [String],
+    pub client_id: Option<&'a str>,
+    pub token_use: &'a str,
+    pub claims: Option<&'a dyn poolgate_policies::Claims>,
+}
+
+/// A verified value that cannot travel as a header value; the request is refused rather
+/// than sent with a truncated or altered identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("identity value for `{header}` cannot be sent as a header")]
+pub struct HeaderError {
+    pub header: String,
+}
+
+/// Header names parsed once, each addressed by its slot.
+#[derive(Debug, Clone, Default)]
+pub struct SlotNames {
+    names: Box<[HeaderName]>,
+    /// The same names as bytes: what pingora's `insert_header` takes without copying.
+    wire: Box<[Bytes]>,
+}
+
+impl SlotNames {
+    fn new(names: Vec<HeaderName>) -> Self {
+        let wire = names
+            .iter()
+            .map(|n| Bytes::copy_from_slice(n.as_str().as_bytes()))
+            .collect();
+        Self {
+            names: names.into_boxed_slice(),
+            wire,
+        }
+    }
+
+    fn name(&self, slot: u16) -> &str {
+        self.names
+            .get(usize::from(slot))
+            .map_or("", HeaderName::as_str)
+    }
+}
+
+impl AsRef<SlotNames> for SlotNames {
+    fn as_ref(&self) -> &SlotNames {
+        self
+    }
+}
+
+/// A header name from configuration text (lower-cased), or the error naming it.
+fn parse_name(full: String) -> Result<HeaderName, HeaderError> {
+    let full = full.to_ascii_lowercase();
+    HeaderName::from_bytes(full.as_bytes()).map_err(|_| HeaderError { header: full })
+}
+
+/// The identity header names of one configuration: the built-ins first (`Builtin`), then the
+/// claim mappings in order.
+#[derive(Debug, Clone)]
+pub struct IdentityNames {
+    slots: SlotNames,
+    /// `(claim, slot, replaces)`: a present claim replaces the built-in header of the same
+    /// name (its bit in `replaces`, see [`Builtin`]), which is then not built at all.
+    claims: Vec<(String, u16, u8)>,
+}
+
+impl AsRef<SlotNames> for IdentityNames {
+    fn as_ref(&self) -> &SlotNames {
+        &self.slots
+    }
+}
+
+/// Slots and bits of the built-in identity headers.
+struct Builtin;
+
+impl Builtin {
+    /// Name suffixes, by slot.
+    const SUFFIXES: [&str; 8] = [
+        "issuer",
+        "sub",
+        "username",
+        "groups",
+        "roles",
+        "scopes",
+        "client-id",
+        "token-use",
+    ];
+    const ISSUER: u16 = 0;
+    const SUB: u16 = 1;
+    const USERNAME: u16 = 2;
+    const GROUPS: u16 = 3;
+    const ROLES: u16 = 4;
+    const SCOPES: u16 = 5;
+    const CLIENT_ID: u16 = 6;
+    const TOKEN_USE: u16 = 7;
+
+    /// The replacement bit of a built-in slot (0 for any other slot).
+    fn bit(slot: u16) -> u8 {
+        1u8.checked_shl(u32::from(slot)).unwrap_or(0)
+    }
+}
+
+/// The slot the next name pushed onto `names` gets.
+fn next_slot(names: &[HeaderName], header: &HeaderName) -> Result<u16, HeaderError> {
+    u16::try_from(names.len()).map_err(|_| HeaderError {
+        header: header.as_str().to_owned(),
+    })
+}
+
+impl IdentityNames {
+    /// Names under `settings.prefix`; a prefix or suffix that cannot make a header name is an error.
+    pub fn new(settings: &IdentitySettings) -> Result<Self, HeaderError> {
+        let name = |suffix: &str| parse_name(format!("{}{suffix}", settings.prefix));
+        let mut names = Builtin::SUFFIXES
+            .iter()
+            .map(|s| name(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut claims = Vec::with_capacity(settings.claim_headers.len());
+        for (claim, suffix) in &settings.claim_headers {
+            let header = name(suffix)?;
+            let replaces = names
+                .iter()
+                .take(Builtin::SUFFIXES.len())
+                .position(|n| *n == header)
+                .map_or(0, |slot| Builtin::bit(slot as u16));
+            let slot = next_slot(&names, &header)?;
+            names.push(header);
+            claims.push((claim.clone(), slot, replaces));
+        }
+        Ok(Self {
+            slots: SlotNames::new(names),
+            claims,
+        })
+    }
+}
+
+/// One route's own claim headers (`headers:` on the route, full names), parsed once.
+#[derive(Debug, Clone, Default)]
+pub struct RouteHeaderNames {
+    slots: SlotNames,
+    /// `(claim, slot)`, in the route's order.
+    claims: Box<[(String, u16)]>,
+}
+
+impl AsRef<SlotNames> for RouteHeaderNames {
+    fn as_ref(&self) -> &SlotNames {
+        &self.slots
+    }
+}
+
+impl RouteHeaderNames {
+    /// From the route's `(header, claim)` pairs; a name that cannot be a header is an error.
+    pub fn new(pairs: &[(String, String)]) -> Result<Self, HeaderError> {
+        let mut names = Vec::with_capacity(pairs.len());
+        let mut claims = Vec::with_capacity(pairs.len());
+        for (header, claim) in pairs {
+            let header = parse_name(header.clone())?;
+            claims.push((claim.clone(), next_slot(&names, &header)?));
+            names.push(header);
+        }
+        Ok(Self {
+            slots: SlotNames::new(names),
+            claims: claims.into_boxed_slice(),
+        })
+    }
+}
+
+/// Headers built for one request: every value in one buffer (one allocation, however many
+/// headers), each with the slot of its name.
+#[derive(Debug)]
+pub struct IdentityHeaders {
+    values: Bytes,
+    /// `(name slot, end of its value in values)`, in order; a value starts where the last ended.
+    spans: Box<[(u16, u32)]>,
+}
+
+impl IdentityHeaders {
+    /// `(name, value)` pairs, in order.
+    pub fn pairs<'a>(
+        &'a self,
+        names: &'a impl AsRef<SlotNames>,
+    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        let names = names.as_ref();
+        let mut start = 0;
+        self.spans.iter().map(move |&(slot, end)| {
+            let value = self.values.get(start..end as usize).unwrap_or_default();
+            start = end as usize;
+            (names.name(slot), value)
+        })
+    }
+
+    /// Sets every header on `req`, replacing any of the same name. `names` must be the table
+    /// these were built with.
+    pub fn apply(
+        &self,
+        req: &mut RequestHeader,
+        names: &impl AsRef<SlotNames>,
+    ) -> Result<(), HeaderError> {
+        let names = names.as_ref();
+        let mut start = 0;
+        for &(slot, end) in &self.spans {
+            let end = end as usize;
+            let refused = || HeaderError {
+                header: names.name(slot).to_owned(),
+            };
+            if start > end || end > self.values.len() {
+                return Err(refused());
+            }
+            // Checked as header text when built; `http` checks again and cannot refuse it.
+            let value = HeaderValue::from_maybe_shared(self.values.slice(start..end))
+                .map_err(|_| refused())?;
+            let name = names.wire.get(usize::from(slot)).ok_or_else(refused)?;
+            req.insert_header(name.clone(), value)
+                .map_err(|_| refused())?;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+/// Writes header values into one buffer.
+struct Builder<'n> {
+    names: &'n SlotNames,
+    buf: Vec<u8>,
+    spans: Vec<(u16, u32)>,
+}
+
+impl<'n> Builder<'n> {
+    fn new(names: &'n SlotNames, bytes: usize, headers: usize) -> Self {
+        Self {
+            names,
+            buf: Vec::with_capacity(bytes),
+            spans: Vec::with_capacity(headers),
+        }
+    }
+
+    fn finish(self) -> IdentityHeaders {
+        IdentityHeaders {
+            values: Bytes::from(self.buf),
+            spans: self.spans.into_boxed_slice(),
+        }
+    }
+
+    fn refused(&self, slot: u16) -> HeaderError {
+        HeaderError {
+            header: self.names.name(slot).to_owned(),
+        }
+    }
+
+    /// Ends the value written since the last one: it must be header text.
+    fn end(&mut self, slot: u16, start: usize) -> Result<(), HeaderError> {
+        let value = self.buf.get(start..).ok_or_else(|| self.refused(slot))?;
+        if !is_header_text(value) {
+            return Err(self.refused(slot));
+        }
+        let end = u32::try_from(self.buf.len()).map_err(|_| self.refused(slot))?;
+        self.spans.push((slot, end));
+        Ok(())
+    }
+
+    fn text(&mut self, slot: u16, text: &str) -> Result<(), HeaderError> {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(text.as_bytes());
+        self.end(slot, start)
+    }
+
+    /// A JSON array of strings, as `serde_json` writes it.
+    fn array<'s>(
+        &mut self,
+        slot: u16,
+        items: impl Iterator<Item = &'s str>,
+    ) -> Result<(), HeaderError> {
+        let start = self.buf.len();
+        self.buf.push(b'[');
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            json_string(&mut self.buf, item);
+        }
+        self.buf.push(b']');
+        self.end(slot, start)
+    }
+
+    /// A claim: a string raw, anything else as JSON.
+    fn claim(&mut self, slot: u16, value: &Value) -> Result<(), HeaderError> {
+        match value {
+            Value::String(s) => self.text(slot, s),
+            // The usual array claim (`cognito:groups`): strings only, written as `array` does.
+            Value::Array(items) if items.iter().all(Value::is_string) => {
+                self.array(slot, items.iter().filter_map(Value::as_str))
+            }
+            other => {
+                let start = self.buf.len();
+                if serde_json::to_writer(&mut self.buf, other).is_err() {
+                    return Err(self.refused(slot));
+                }
+                self.end(slot, start)
+            }
+        }
+    }
+}
+
+/// `text` as a JSON string. Text with nothing to escape (the usual group, role and scope name)
+/// is copied between quotes; anything else goes through `serde_json`.
+fn json_string(buf: &mut Vec<u8>, text: &str) {
+    let plain = text
+        .bytes()
+        .fold(true, |ok, b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+    if plain {
+        buf.push(b'"');
+        buf.extend_from_slice(text.as_bytes());
+        buf.push(b'"');
+    } else if serde_json::to_writer(&mut *buf, text).is_err() {
+        // Writing to a Vec cannot fail; should it, the value is refused as not header text.
+        buf.push(0);
+    }
+}
+
+/// The identity headers for `id`, in a stable order. Arrays are JSON arrays (kept intact, no
+/// `"[a b]"` flattening); a string claim is sent raw, any other claim as JSON.
+pub fn identity_headers(
+    id: &IdentityView<'_>,
+    names: &IdentityNames,
+) -> Result<IdentityHeaders, HeaderError> {
+    let mut b = Builder::new(&names.slots, 256, 8 + names.claims.len());
+    // Claim headers first: a present claim replaces the built-in header of its name, which is
+    // then not built (by default `sub`, `issuer` and `groups` come from claims).
+    let mut replaced = 0u8;
+    for (claim, slot, bit) in &names.claims {
+        let Some(value) = id.claims.and_then(|c| c.claim(claim)) else {
+            continue; // an absent claim is an absent header (the built-in one stays)
+        };
+        b.claim(*slot, value)?;
+        replaced |= bit;
+    }
+    let wanted = |slot: u16| replaced & Builtin::bit(slot) == 0;
+    if wanted(Builtin::ISSUER) {
+        b.text(Builtin::ISSUER, id.issuer)?;
+    }
+    if wanted(Builtin::SUB) {
+        b.text(Builtin::SUB, id.sub)?;
+    }
+    if let Some(username) = id.username.filter(|_| wanted(Builtin::USERNAME)) {
+        b.text(Builtin::USERNAME, username)?;
+    }
+    if wanted(Builtin::GROUPS) {
+        b.array(Builtin::GROUPS, id.groups.iter().map(String::as_str))?;
+    }
+    if wanted(Builtin::ROLES) {
+        b.array(Builtin::ROLES, id.roles.iter().copied())?;
+    }
+    if wanted(Builtin::SCOPES) {
+        b.array(Builtin::SCOPES, id.scopes.iter().map(String::as_str))?;
+    }
+    if let Some(client_id) = id.client_id.filter(|_| wanted(Builtin::CLIENT_ID)) {
+        b.text(Builtin::CLIENT_ID, client_id)?;
+    }
+    if wanted(Builtin::TOKEN_USE) {
+        b.text(Builtin::TOKEN_USE, id.token_use)?;
+    }
+    Ok(b.finish())
+}
+
+/// A route's own claim headers, encoded as the identity's claim headers are; an absent claim
+/// gives no header (the gate removes any client-sent header of that name regardless). `None`
+/// when the route has none to send.
+pub fn route_claim_headers(
+    names: &RouteHeaderNames,
+    claims: &dyn poolgate_policies::Claims,
+) -> Result<Option<IdentityHeaders>, HeaderError> {
+    if names.claims.is_empty() {
+        return Ok(None);
+    }
+    let mut b = Builder::new(&names.slots, 64, names.claims.len());
+    for (claim, slot) in &names.claims {
+        if let Some(value) = claims.claim(claim) {
+            b.claim(*slot, value)?;
+        }
+    }
+    Ok(Some(b.finish()))
+}
