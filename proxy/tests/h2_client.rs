@@ -175,3 +175,37 @@ async fn h2_encoded_dot_segments_are_refused_before_the_backend() {
     }
     assert_eq!(e.be.count(), 0);
 }
+
+/// A request whose `host` field names another site than its `:authority` is refused before the
+/// backend (RFC 9113 §8.3.1): routes are judged by one and a backend could read the other.
+#[tokio::test]
+async fn h2_a_host_field_that_contradicts_the_authority_is_refused() {
+    let e = env().await;
+    let token = e.issuer.mint_access("alice", &["clerks"], &[]);
+    let auth = format!("Bearer {token}");
+    let ca = e.dir.join("ca.pem");
+    let request = |host: Option<&str>| {
+        let mut b = http::Request::builder()
+            .method("GET")
+            .uri("https://localhost/orders/1")
+            .header("authorization", &auth);
+        if let Some(host) = host {
+            b = b.header("host", host);
+        }
+        b.body(()).unwrap()
+    };
+    // The same request with an agreeing `host`, or none, is served: the client works.
+    for host in [None, Some("localhost")] {
+        let answer = support::h2::send_raw(e.proxy.addr, &ca, request(host)).await;
+        assert_eq!(answer.unwrap(), 200, "host {host:?}");
+    }
+    assert_eq!(e.be.count(), 2);
+    for host in ["admin.internal", "localhost.evil", "localhost:1"] {
+        let answer = support::h2::send_raw(e.proxy.addr, &ca, request(Some(host))).await;
+        assert_eq!(answer.unwrap(), 400, "host {host}");
+    }
+    assert_eq!(e.be.count(), 2);
+    for seen in e.be.requests() {
+        assert_eq!(seen.header("host"), Some("localhost"));
+    }
+}
