@@ -95,6 +95,38 @@ async fn an_http_1_1_request_without_host_is_refused() {
     assert_eq!(status, 200);
 }
 
+/// Heads pingora refuses before any poolgate code runs: a bare answer, and no backend contact.
+#[tokio::test]
+async fn heads_pingora_refuses_itself_never_reach_the_backend() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(policy_config(&guest_policy(&be.target())));
+    for (head, want) in [
+        (
+            "POST /open/a HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+            400,
+        ),
+        (
+            "GET /x HTTP/1.1\r\nHost: localhost\r\nHost: admin.internal\r\nConnection: close\r\n\r\n",
+            400,
+        ),
+        (
+            "GET /x HTTP/1.1\r\nHost: localhost\r\nx-auth-sub: a\x00b\r\nConnection: close\r\n\r\n",
+            400,
+        ),
+        (
+            "CONNECT internal.example:443 HTTP/1.1\r\nHost: internal.example:443\r\n\r\n",
+            405,
+        ),
+    ] {
+        assert_eq!(raw_status(proxy.addr, head).await, want, "{head:?}");
+    }
+    assert_eq!(be.count(), 0, "nothing may reach the backend");
+    // The same connection shape with one Content-Length is served.
+    let head = "POST /open/a HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
+    assert_eq!(raw_status(proxy.addr, head).await, 200);
+    assert_eq!(be.count(), 1);
+}
+
 #[tokio::test]
 async fn client_ip_and_underscored_forwarding_headers_never_reach_the_backend() {
     let be = EchoBackend::start("a");
