@@ -161,11 +161,17 @@ impl Diagnostics {
         &self,
         f: &mut fmt::Formatter<'_>,
         span: &Span,
+        key: &str,
         label: Option<&str>,
         width: usize,
     ) -> fmt::Result {
         let pad = " ".repeat(width);
-        writeln!(f, "{pad}--> {}:{}:{}", span.file, span.line, span.col)?;
+        write!(f, "{pad}--> {}:{}:{}", span.file, span.line, span.col)?;
+        if key.is_empty() {
+            writeln!(f)?;
+        } else {
+            writeln!(f, " (key `{key}`)")?;
+        }
         let Some(line) = self.source_line(span) else {
             return Ok(());
         };
@@ -193,10 +199,10 @@ impl fmt::Display for Diagnostics {
             let width = Self::gutter(d);
             let pad = " ".repeat(width);
             writeln!(f, "error: {}", d.message)?;
-            self.render_snippet(f, &d.span, d.label.as_deref(), width)?;
+            self.render_snippet(f, &d.span, &d.key, d.label.as_deref(), width)?;
             if let Some(related) = &d.related {
                 writeln!(f, "{pad} = note: {}", related.label)?;
-                self.render_snippet(f, &related.span, None, width)?;
+                self.render_snippet(f, &related.span, "", None, width)?;
             }
             if let Some(help) = &d.help {
                 writeln!(f, "{pad} = help: {help}")?;
@@ -306,7 +312,7 @@ mod tests {
         let text = d.to_string();
         assert_eq!(
             text,
-            "error: unknown role `admni`\n --> p.yaml:2:14\n  |\n2 |   - roles: [admni]\n  |              ^^^^^ not defined under `roles:`\n  = help: did you mean `admin`?\n\nerror: the policy has 1 problem"
+            "error: unknown role `admni`\n --> p.yaml:2:14 (key `routes[0].roles[0]`)\n  |\n2 |   - roles: [admni]\n  |              ^^^^^ not defined under `roles:`\n  = help: did you mean `admin`?\n\nerror: the policy has 1 problem"
         );
         let json = d.to_json();
         assert_eq!(json[0]["line"], 2);

@@ -249,18 +249,6 @@ fn walk(node: &Node, kind: Kind, file: &str, path: &str, out: &mut Vec<Diagnosti
     }
 }
 
-/// Every unknown key of a main file (`include == false`) or an included file; empty when the
-/// text is not even a YAML tree.
-pub(crate) fn unknown_keys(file: &str, text: &str, include: bool) -> Vec<Diagnostic> {
-    let Ok(node) = serde_saphyr::from_str::<Node>(text) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let kind = if include { Kind::Include } else { Kind::Top };
-    walk(&node, kind, file, "", &mut out);
-    out
-}
-
 /// The key path (`upstreams.app.targets`) of the key or value at (line, col), if any.
 fn path_at(node: &Node, path: &str, line: u64, col: u64) -> Option<String> {
     let here = |l: &serde_saphyr::Location| l.line() == line && l.column() == col;
@@ -287,10 +275,101 @@ fn path_at(node: &Node, path: &str, line: u64, col: u64) -> Option<String> {
     }
 }
 
-/// The key path at a position of `text`, for errors serde reports without one.
-pub(crate) fn key_at(text: &str, line: u32, col: u32) -> Option<String> {
-    let node = serde_saphyr::from_str::<Node>(text).ok()?;
-    path_at(&node, "", u64::from(line), u64::from(col))
+/// The lines of one block-style element of a top-level list or map section (`routes[3]`,
+/// `roles.admin`), 1-based and inclusive, and what stands in for the section once it is gone.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Item {
+    pub first: u64,
+    pub last: u64,
+    /// `[]` or `{}` (indented) when this is the section's only element, so the section stays
+    /// the right shape.
+    pub placeholder: Option<String>,
+}
+
+/// A file read as a plain tree of spanned keys: for the sweeps that run when it does not
+/// deserialize.
+pub(crate) struct Tree {
+    root: Node,
+    /// An included file (`IncludeFile`) rather than a main one.
+    include: bool,
+}
+
+impl Tree {
+    /// `None` when the text is not even a YAML tree.
+    pub(crate) fn parse(text: &str, include: bool) -> Option<Self> {
+        let root = serde_saphyr::from_str::<Node>(text).ok()?;
+        Some(Self { root, include })
+    }
+
+    fn kind(&self) -> Kind {
+        if self.include {
+            Kind::Include
+        } else {
+            Kind::Top
+        }
+    }
+
+    /// Every unknown key of the file.
+    pub(crate) fn unknown_keys(&self, file: &str) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        walk(&self.root, self.kind(), file, "", &mut out);
+        out
+    }
+
+    /// The key path at a position, for errors serde reports without one.
+    pub(crate) fn key_at(&self, line: u32, col: u32) -> Option<String> {
+        path_at(&self.root, "", u64::from(line), u64::from(col))
+    }
+
+    /// The section element that holds `line`, when elements and sections each start on lines
+    /// of their own (flow style such as `routes: [ … ]` has none to offer). `removed`: the
+    /// first lines of the elements already blanked, which no longer count as present.
+    pub(crate) fn section_item_at(&self, line: u32, removed: &[u64]) -> Option<Item> {
+        let Node::Map(sections) = &self.root else {
+            return None;
+        };
+        let line = u64::from(line);
+        let (i, (key, value)) = sections
+            .iter()
+            .enumerate()
+            .take_while(|(_, (k, _))| k.referenced.line() <= line)
+            .last()?;
+        let section_end = sections
+            .get(i + 1)
+            .map_or(u64::MAX, |(k, _)| k.referenced.line().saturating_sub(1));
+        let (starts, empty): (Vec<u64>, &str) = match (child(self.kind(), &key.value), &value.value)
+        {
+            (Child::SeqOf(_), Node::Seq(items)) => {
+                (items.iter().map(|v| v.referenced.line()).collect(), "[]")
+            }
+            (Child::MapOf(_), Node::Map(items)) => (
+                items.iter().map(|(k, _)| k.referenced.line()).collect(),
+                "{}",
+            ),
+            _ => return None,
+        };
+        let key_line = key.referenced.line();
+        let block = starts.first().is_some_and(|&f| f > key_line)
+            && starts.windows(2).all(|w| w.first() < w.get(1));
+        if !block || line > section_end {
+            return None;
+        }
+        let at = starts.iter().rposition(|&s| s <= line)?;
+        let first = *starts.get(at)?;
+        if removed.contains(&first) {
+            return None;
+        }
+        let last = starts
+            .get(at + 1)
+            .map_or(section_end, |next| next.saturating_sub(1));
+        let left = starts.iter().filter(|s| !removed.contains(s)).count();
+        let indent = " ".repeat(usize::try_from(key.referenced.column()).unwrap_or(1) + 1);
+        Some(Item {
+            first,
+            last,
+            placeholder: (left == 1).then(|| format!("{indent}{empty}")),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -307,13 +386,12 @@ mod tests {
     #[test]
     fn finds_the_key_of_a_position() {
         let text = "version: 1\nupstreams:\n  app:\n    targets: 127.0.0.1:80\nroutes:\n  - match: { path: 5 }\n";
-        assert_eq!(
-            key_at(text, 4, 14).as_deref(),
-            Some("upstreams.app.targets")
-        );
-        assert_eq!(key_at(text, 6, 20).as_deref(), Some("routes[0].match.path"));
-        assert_eq!(key_at(text, 1, 1).as_deref(), Some("version"));
-        assert_eq!(key_at(text, 9, 9), None);
+        let tree = Tree::parse(text, false).unwrap();
+        let key_at = |line, col| tree.key_at(line, col);
+        assert_eq!(key_at(4, 14).as_deref(), Some("upstreams.app.targets"));
+        assert_eq!(key_at(6, 20).as_deref(), Some("routes[0].match.path"));
+        assert_eq!(key_at(1, 1).as_deref(), Some("version"));
+        assert_eq!(key_at(9, 9), None);
     }
 
     #[test]
@@ -328,15 +406,56 @@ mod tests {
             ("parts/shop-catalog.yaml", true),
         ] {
             let text = std::fs::read_to_string(dir.join(name)).unwrap();
-            let found = unknown_keys(name, &text, include);
+            let found = Tree::parse(&text, include).unwrap().unknown_keys(name);
             assert!(found.is_empty(), "{name}: {found:?}");
         }
     }
 
     #[test]
+    fn finds_the_section_element_of_a_line() {
+        let text = "version: 1\nroles:\n  r:\n    allow: []\nroutes:\n  - name: a\n    upstream: x\n  # note\n  - name: b\n    upstream: y\nlimits: {}\n";
+        let tree = Tree::parse(text, false).unwrap();
+        let item = |line| tree.section_item_at(line, &[]);
+        // One role: gone, it leaves an empty mapping behind.
+        let only = Item {
+            first: 3,
+            last: 4,
+            placeholder: Some("  {}".into()),
+        };
+        assert_eq!(item(4), Some(only));
+        // A route runs to the next one (comments included), the last to the next section.
+        let a = Item {
+            first: 6,
+            last: 8,
+            placeholder: None,
+        };
+        assert_eq!(item(7), Some(a));
+        let b = Item {
+            first: 9,
+            last: 10,
+            placeholder: None,
+        };
+        assert_eq!(item(10), Some(b));
+        // A section key itself, a struct section, and a flow section offer nothing to blank.
+        assert_eq!(item(5), None);
+        assert_eq!(item(11), None);
+        let flow = "version: 1\nroutes: [ { name: a }, { name: b } ]\n";
+        let flow = Tree::parse(flow, false).unwrap();
+        assert_eq!(flow.section_item_at(2, &[]), None);
+        // Once the first route is gone, the second is the only one left.
+        assert_eq!(
+            tree.section_item_at(9, &[6]).and_then(|i| i.placeholder),
+            Some("  []".into())
+        );
+        assert_eq!(tree.section_item_at(7, &[6]), None);
+    }
+
+    #[test]
     fn reports_every_unknown_key() {
         let text = "version: 1\nrotues: []\nroles:\n  r: { alow: [] }\nroutes:\n  - match: { path: /a, mehtods: [GET] }\n    upstream: x\n";
-        let found: Vec<(u32, u32, String)> = unknown_keys("f.yaml", text, false)
+        let found: Vec<(u32, u32, String)> = Tree::parse(text, false)
+            .unwrap()
+            .unknown_keys("f.yaml")
             .into_iter()
             .map(|d| (d.span.line, d.span.col, d.message))
             .collect();

@@ -4,6 +4,7 @@ use crate::Config;
 use crate::convert::{Ctx, Parts, convert};
 use crate::diag::{Diagnostic, Diagnostics, Span, suggest};
 use crate::env::substitute;
+use crate::keys::Tree;
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
@@ -110,6 +111,46 @@ fn read(path: &Path, diags: &mut Diagnostics, at: Option<(Span, &str)>) -> Optio
     }
 }
 
+/// How many times a file that fails to deserialize is read again past the element at fault,
+/// and how many bytes those readings may cover in all (a large file gets fewer passes).
+const MAX_PASSES: usize = 64;
+const MAX_REREAD_BYTES: usize = 16 << 20;
+
+/// serde's error as a diagnostic, with the key path found from its position in `tree`.
+fn located(file: &str, tree: Option<&Tree>, err: &serde_saphyr::Error) -> Diagnostic {
+    let mut d = yaml_error(file, err);
+    // serde names no key path: find it from the position.
+    if let Some(at) = tree.and_then(|t| t.key_at(d.span.line, d.span.col)) {
+        if d.key.is_empty() {
+            d.key = at;
+        } else if d.message.starts_with("missing key") {
+            d.key = format!("{at}.{}", d.key);
+        }
+    }
+    d
+}
+
+/// `text` with the lines of `item` blanked (the placeholder on the first), so every other line
+/// keeps its number and column.
+fn without(text: &str, item: &crate::keys::Item) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in (1u64..).zip(text.split_inclusive('\n')) {
+        if n < item.first || n > item.last {
+            out.push_str(line);
+            continue;
+        }
+        if n == item.first
+            && let Some(p) = &item.placeholder
+        {
+            out.push_str(p);
+        }
+        if line.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
 fn parse<T: DeserializeOwned>(
     file: &str,
     text: &str,
@@ -117,30 +158,51 @@ fn parse<T: DeserializeOwned>(
     include: bool,
 ) -> Option<T> {
     diags.add_source(file, text);
-    match serde_saphyr::from_str::<T>(text) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            // serde stops at the first problem: sweep the file for every unknown key, and keep
-            // serde's own error when it is about something else.
-            let mut first = yaml_error(file, &e);
-            // serde names no key path: find it from the position.
-            if let Some(at) = crate::keys::key_at(text, first.span.line, first.span.col) {
-                if first.key.is_empty() {
-                    first.key = at;
-                } else if first.message.starts_with("missing key") {
-                    first.key = format!("{at}.{}", first.key);
-                }
-            }
-            let unknown = crate::keys::unknown_keys(file, text, include);
-            if !unknown.iter().any(|d| d.span == first.span) {
-                diags.push(first);
-            }
-            for d in unknown {
-                diags.push(d);
-            }
-            None
+    let mut err = match serde_saphyr::from_str::<T>(text) {
+        Ok(v) => return Some(v),
+        Err(e) => e,
+    };
+    // serde stops at the first problem. Unknown keys: a sweep finds them all. Anything else:
+    // the element of a section that holds it (`routes[3]`) is blanked and the file read
+    // again, for the next problem, until it reads or its shape allows no more.
+    // Blanking keeps every position, so the original's tree serves every pass.
+    let tree = Tree::parse(text, include);
+    let unknown = tree
+        .as_ref()
+        .map_or_else(Vec::new, |t| t.unknown_keys(file));
+    let mut found: Vec<Diagnostic> = Vec::new();
+    let mut removed: Vec<u64> = Vec::new();
+    let mut patched = text.to_owned();
+    let passes = (MAX_REREAD_BYTES / text.len().max(1)).clamp(1, MAX_PASSES);
+    for _ in 0..passes {
+        let d = located(file, tree.as_ref(), &err);
+        let line = d.span.line;
+        if found.iter().any(|f| f.span == d.span) {
+            break; // read past it and met it again: nothing more to learn
+        }
+        found.push(d);
+        let Some(item) = tree
+            .as_ref()
+            .and_then(|t| t.section_item_at(line, &removed))
+        else {
+            break;
+        };
+        removed.push(item.first);
+        patched = without(&patched, &item);
+        match serde_saphyr::from_str::<T>(&patched) {
+            Ok(_) => break,
+            Err(e) => err = e,
         }
     }
+    for d in found {
+        if !unknown.iter().any(|u| u.span == d.span) {
+            diags.push(d);
+        }
+    }
+    for d in unknown {
+        diags.push(d);
+    }
+    None
 }
 
 /// Parses `text` (named `file`), reads its includes, validates and compiles.

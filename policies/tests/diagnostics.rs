@@ -119,6 +119,8 @@ fixture_tests!(
     admin_clash,
     empty,
     not_a_list,
+    type_errors_many,
+    type_errors_flow,
     server,
 );
 
