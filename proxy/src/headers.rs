@@ -42,7 +42,7 @@ fn fold(b: u8) -> u8 {
 
 /// Client headers that some backends or frameworks treat as overriding the path, the method or
 /// the client's origin: the policy judged none of them, so none is forwarded.
-const OVERRIDE_HEADERS: [&str; 12] = [
+const OVERRIDE_HEADERS: [&str; 14] = [
     "x-original-url",
     "x-rewrite-url",
     "x-http-method-override",
@@ -52,6 +52,8 @@ const OVERRIDE_HEADERS: [&str; 12] = [
     "x-real-ip",
     "x-client-ip",
     "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
     "x-forwarded-prefix",
     "x-forwarded-port",
     "x-forwarded-server",

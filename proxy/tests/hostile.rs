@@ -127,6 +127,41 @@ async fn heads_pingora_refuses_itself_never_reach_the_backend() {
     assert_eq!(be.count(), 1);
 }
 
+/// Requests written back to back on one connection, before the first is answered: pipelining is
+/// off (pingora's default), so the first is answered and the connection closed; what followed is
+/// dropped unread (clients retry, RFC 9112 §9.3.2), never forwarded on the first's judgement.
+#[tokio::test]
+async fn pipelined_requests_are_dropped_never_forwarded_unjudged() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(policy_config(&guest_policy(&be.target())));
+    let allowed = "GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let denied = "DELETE /admin/users HTTP/1.1\r\nHost: localhost\r\nx-auth-sub: admin\r\nContent-Length: 0\r\n\r\n";
+    let statuses = |answer: &str| -> Vec<String> {
+        answer
+            .lines()
+            .filter_map(|l| l.strip_prefix("HTTP/1.1 "))
+            .map(|s| s.get(..3).unwrap_or(s).to_owned())
+            .collect()
+    };
+    let answer = raw_answer(proxy.addr, &format!("{allowed}{denied}{allowed}")).await;
+    assert_eq!(statuses(&answer), ["200"], "{answer}");
+    let seen = be.requests();
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the first request may reach the backend"
+    );
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("GET", "/x")
+    );
+    assert_eq!(seen[0].header("x-auth-sub"), None);
+    // A refusal first: nothing after it is read either.
+    let answer = raw_answer(proxy.addr, &format!("{denied}{allowed}")).await;
+    assert_eq!(statuses(&answer), ["401"], "{answer}");
+    assert_eq!(be.count(), 1);
+}
+
 #[tokio::test]
 async fn client_ip_and_underscored_forwarding_headers_never_reach_the_backend() {
     let be = EchoBackend::start("a");
@@ -135,7 +170,8 @@ async fn client_ip_and_underscored_forwarding_headers_never_reach_the_backend() 
         proxy.addr,
         "GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
          x_forwarded_for: 7.7.7.7\r\nx_forwarded_host: evil.example\r\n\
-         X_Forwarded_Proto: https\r\nTrue-Client-IP: 7.7.7.7\r\nX-Client-IP: 7.7.7.7\r\n\r\n",
+         X_Forwarded_Proto: https\r\nTrue-Client-IP: 7.7.7.7\r\nX-Client-IP: 7.7.7.7\r\n\
+         CF-Connecting-IP: 7.7.7.7\r\nFastly-Client-IP: 7.7.7.7\r\n\r\n",
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

@@ -62,8 +62,10 @@ fn claim_headers_and_override_headers_are_stripped_in_every_spelling() {
         ("x-client-ip", "7.7.7.7"),
         ("True-Client-IP", "7.7.7.7"),
         ("x_real_ip", "7.7.7.7"),
+        ("CF-Connecting-IP", "7.7.7.7"),
+        ("fastly_client_ip", "7.7.7.7"),
     ]);
-    assert_eq!(strip_identity_headers(&mut r, "x-auth-", &[]), 6);
+    assert_eq!(strip_identity_headers(&mut r, "x-auth-", &[]), 8);
     assert_eq!(names(&r), vec!["x-forwarded-for"]);
 }
 
