@@ -275,17 +275,6 @@ fn path_at(node: &Node, path: &str, line: u64, col: u64) -> Option<String> {
     }
 }
 
-/// The lines of one block-style element of a top-level list or map section (`routes[3]`,
-/// `roles.admin`), 1-based and inclusive, and what stands in for the section once it is gone.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Item {
-    pub first: u64,
-    pub last: u64,
-    /// `[]` or `{}` (indented) when this is the section's only element, so the section stays
-    /// the right shape.
-    pub placeholder: Option<String>,
-}
-
 /// A file read as a plain tree of spanned keys: for the sweeps that run when it does not
 /// deserialize.
 pub(crate) struct Tree {
@@ -321,54 +310,152 @@ impl Tree {
         path_at(&self.root, "", u64::from(line), u64::from(col))
     }
 
-    /// The section element that holds `line`, when elements and sections each start on lines
-    /// of their own (flow style such as `routes: [ … ]` has none to offer). `removed`: the
-    /// first lines of the elements already blanked, which no longer count as present.
-    pub(crate) fn section_item_at(&self, line: u32, removed: &[u64]) -> Option<Item> {
-        let Node::Map(sections) = &self.root else {
-            return None;
+    /// The key path of the mapping a "missing key" error at (line, col) is about: serde places
+    /// it at the mapping's start or at one of its keys.
+    pub(crate) fn mapping_at(&self, line: u32, col: u32) -> Option<String> {
+        mapping_at(&self.root, "", u64::from(line), u64::from(col))
+    }
+
+    /// The list and map sections at the top of the file (`routes`, `roles`, …) and where their
+    /// elements start, in file order.
+    pub(crate) fn sections(&self) -> Vec<Section> {
+        let Node::Map(entries) = &self.root else {
+            return Vec::new();
         };
-        let line = u64::from(line);
-        let (i, (key, value)) = sections
-            .iter()
-            .enumerate()
-            .take_while(|(_, (k, _))| k.referenced.line() <= line)
-            .last()?;
-        let section_end = sections
-            .get(i + 1)
-            .map_or(u64::MAX, |(k, _)| k.referenced.line().saturating_sub(1));
-        let (starts, empty): (Vec<u64>, &str) = match (child(self.kind(), &key.value), &value.value)
-        {
-            (Child::SeqOf(_), Node::Seq(items)) => {
-                (items.iter().map(|v| v.referenced.line()).collect(), "[]")
+        let mut out: Vec<Section> = Vec::new();
+        for (i, (key, value)) in entries.iter().enumerate() {
+            let end = entries
+                .get(i + 1)
+                .map_or(u64::MAX, |(k, _)| k.referenced.line().saturating_sub(1));
+            let (elements, list) = match (child(self.kind(), &key.value), &value.value) {
+                (Child::SeqOf(_), Node::Seq(items)) => {
+                    (items.iter().map(|v| at(&v.referenced)).collect(), true)
+                }
+                (Child::MapOf(_), Node::Map(items)) => (
+                    items.iter().map(|(k, _)| at(&k.referenced)).collect(),
+                    false,
+                ),
+                _ => continue,
+            };
+            out.push(Section {
+                key: at(&key.referenced),
+                value: at(&value.referenced),
+                end,
+                elements,
+                list,
+            });
+        }
+        out
+    }
+
+    /// Every key and scalar with its position and nesting depth: two texts with the same
+    /// shape read as the same tree at the same places.
+    pub(crate) fn shape(&self) -> Vec<Mark> {
+        let mut out = Vec::new();
+        marks(&self.root, 0, &mut out);
+        out
+    }
+}
+
+/// A (line, column) position, 1-based.
+pub(crate) type Pos = (u64, u64);
+
+fn at(l: &serde_saphyr::Location) -> Pos {
+    (l.line(), l.column())
+}
+
+/// A top-level list or map section.
+pub(crate) struct Section {
+    /// Where its key is.
+    pub key: Pos,
+    /// Where its value starts (`[` or `{` for flow style).
+    pub value: Pos,
+    /// The last line it can reach: the line before the next top-level key.
+    pub end: u64,
+    /// Where each element starts: a list item's node, or a map entry's key.
+    pub elements: Vec<Pos>,
+    /// A list (else a map).
+    pub list: bool,
+}
+
+/// A key or scalar: its position and depth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mark {
+    pub line: u64,
+    pub col: u64,
+    pub depth: u32,
+}
+
+fn marks(node: &Node, depth: u32, out: &mut Vec<Mark>) {
+    let mut push = |p: Pos| {
+        out.push(Mark {
+            line: p.0,
+            col: p.1,
+            depth,
+        });
+    };
+    let mut children: Vec<&Node> = Vec::new();
+    match node {
+        Node::Map(entries) => {
+            for (k, v) in entries {
+                push(at(&k.referenced));
+                match &v.value {
+                    Node::Scalar => push(at(&v.referenced)),
+                    inner => children.push(inner),
+                }
             }
-            (Child::MapOf(_), Node::Map(items)) => (
-                items.iter().map(|(k, _)| k.referenced.line()).collect(),
-                "{}",
-            ),
-            _ => return None,
-        };
-        let key_line = key.referenced.line();
-        let block = starts.first().is_some_and(|&f| f > key_line)
-            && starts.windows(2).all(|w| w.first() < w.get(1));
-        if !block || line > section_end {
-            return None;
         }
-        let at = starts.iter().rposition(|&s| s <= line)?;
-        let first = *starts.get(at)?;
-        if removed.contains(&first) {
-            return None;
+        Node::Seq(items) => {
+            for v in items {
+                match &v.value {
+                    Node::Scalar => push(at(&v.referenced)),
+                    inner => children.push(inner),
+                }
+            }
         }
-        let last = starts
-            .get(at + 1)
-            .map_or(section_end, |next| next.saturating_sub(1));
-        let left = starts.iter().filter(|s| !removed.contains(s)).count();
-        let indent = " ".repeat(usize::try_from(key.referenced.column()).unwrap_or(1) + 1);
-        Some(Item {
-            first,
-            last,
-            placeholder: (left == 1).then(|| format!("{indent}{empty}")),
-        })
+        Node::Scalar => {}
+    }
+    // Children after their parent's own marks: any stable order will do for comparing.
+    for c in children {
+        marks(c, depth + 1, out);
+    }
+}
+
+fn mapping_at(node: &Node, path: &str, line: u64, col: u64) -> Option<String> {
+    let here = |l: &serde_saphyr::Location| l.line() == line && l.column() == col;
+    let join = |name: String| {
+        if path.is_empty() {
+            name
+        } else if name.starts_with('[') {
+            format!("{path}{name}")
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    match node {
+        Node::Map(entries) => {
+            for (k, v) in entries {
+                let p = join(k.value.clone());
+                if here(&v.referenced) && matches!(v.value, Node::Map(_)) {
+                    return Some(p);
+                }
+                if let Some(found) = mapping_at(&v.value, &p, line, col) {
+                    return Some(found);
+                }
+            }
+            entries
+                .iter()
+                .any(|(k, _)| here(&k.referenced))
+                .then(|| path.to_owned())
+        }
+        Node::Seq(items) => items.iter().enumerate().find_map(|(i, v)| {
+            let p = join(format!("[{i}]"));
+            if here(&v.referenced) && matches!(v.value, Node::Map(_)) {
+                return Some(p);
+            }
+            mapping_at(&v.value, &p, line, col)
+        }),
+        Node::Scalar => None,
     }
 }
 
@@ -412,42 +499,14 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_section_element_of_a_line() {
-        let text = "version: 1\nroles:\n  r:\n    allow: []\nroutes:\n  - name: a\n    upstream: x\n  # note\n  - name: b\n    upstream: y\nlimits: {}\n";
+    fn finds_the_mapping_a_missing_key_belongs_to() {
+        let text = "upstreams:\n  app: { targets: [] }\nroutes:\n  - name: x\n    match: { path: /a }\n    public: true\n";
         let tree = Tree::parse(text, false).unwrap();
-        let item = |line| tree.section_item_at(line, &[]);
-        // One role: gone, it leaves an empty mapping behind.
-        let only = Item {
-            first: 3,
-            last: 4,
-            placeholder: Some("  {}".into()),
-        };
-        assert_eq!(item(4), Some(only));
-        // A route runs to the next one (comments included), the last to the next section.
-        let a = Item {
-            first: 6,
-            last: 8,
-            placeholder: None,
-        };
-        assert_eq!(item(7), Some(a));
-        let b = Item {
-            first: 9,
-            last: 10,
-            placeholder: None,
-        };
-        assert_eq!(item(10), Some(b));
-        // A section key itself, a struct section, and a flow section offer nothing to blank.
-        assert_eq!(item(5), None);
-        assert_eq!(item(11), None);
-        let flow = "version: 1\nroutes: [ { name: a }, { name: b } ]\n";
-        let flow = Tree::parse(flow, false).unwrap();
-        assert_eq!(flow.section_item_at(2, &[]), None);
-        // Once the first route is gone, the second is the only one left.
-        assert_eq!(
-            tree.section_item_at(9, &[6]).and_then(|i| i.placeholder),
-            Some("  []".into())
-        );
-        assert_eq!(tree.section_item_at(7, &[6]), None);
+        // At the mapping's start, at one of its keys, and at a top-level key.
+        assert_eq!(tree.mapping_at(4, 5).as_deref(), Some("routes[0]"));
+        assert_eq!(tree.mapping_at(6, 5).as_deref(), Some("routes[0]"));
+        assert_eq!(tree.mapping_at(3, 1).as_deref(), Some(""));
+        assert_eq!(tree.mapping_at(2, 8).as_deref(), Some("upstreams.app"));
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod normalize;
 mod overlap;
 pub mod pattern;
 pub mod roles;
+mod shape_errors;
 
 pub use decide::{Claims, Decision, Principal, Reason, StatementRef};
 pub use diag::{Diagnostic, Diagnostics, Span};

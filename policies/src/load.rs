@@ -32,9 +32,13 @@ fn yaml_error(file: &str, err: &serde_saphyr::Error) -> Diagnostic {
             .max(1),
     };
     let raw = err.without_snippet().to_string();
+    // Drop a trailing " at line L, column C" (the span says it), but not one inside the
+    // message's own parentheses.
     let msg = match raw.rfind(" at line ") {
-        Some(i) => raw.get(..i).unwrap_or(&raw).to_owned(),
-        None => raw,
+        Some(i) if !raw.get(i..).unwrap_or_default().contains(')') => {
+            raw.get(..i).unwrap_or(&raw).to_owned()
+        }
+        _ => raw,
     };
     if let Some(rest) = msg.strip_prefix("unknown field `")
         && let Some((field, expected)) = rest.split_once('`')
@@ -111,44 +115,26 @@ fn read(path: &Path, diags: &mut Diagnostics, at: Option<(Span, &str)>) -> Optio
     }
 }
 
-/// How many times a file that fails to deserialize is read again past the element at fault,
-/// and how many bytes those readings may cover in all (a large file gets fewer passes).
-const MAX_PASSES: usize = 64;
-const MAX_REREAD_BYTES: usize = 16 << 20;
-
 /// serde's error as a diagnostic, with the key path found from its position in `tree`.
 fn located(file: &str, tree: Option<&Tree>, err: &serde_saphyr::Error) -> Diagnostic {
     let mut d = yaml_error(file, err);
     // serde names no key path: find it from the position.
-    if let Some(at) = tree.and_then(|t| t.key_at(d.span.line, d.span.col)) {
-        if d.key.is_empty() {
-            d.key = at;
-        } else if d.message.starts_with("missing key") {
+    let Some(tree) = tree else {
+        return d;
+    };
+    if d.message.starts_with("missing key") {
+        // Placed at the mapping's start or at one of its keys: the key path is the mapping's.
+        if let Some(at) = tree.mapping_at(d.span.line, d.span.col)
+            && !at.is_empty()
+        {
             d.key = format!("{at}.{}", d.key);
         }
+    } else if d.key.is_empty()
+        && let Some(at) = tree.key_at(d.span.line, d.span.col)
+    {
+        d.key = at;
     }
     d
-}
-
-/// `text` with the lines of `item` blanked (the placeholder on the first), so every other line
-/// keeps its number and column.
-fn without(text: &str, item: &crate::keys::Item) -> String {
-    let mut out = String::with_capacity(text.len());
-    for (n, line) in (1u64..).zip(text.split_inclusive('\n')) {
-        if n < item.first || n > item.last {
-            out.push_str(line);
-            continue;
-        }
-        if n == item.first
-            && let Some(p) = &item.placeholder
-        {
-            out.push_str(p);
-        }
-        if line.ends_with('\n') {
-            out.push('\n');
-        }
-    }
-    out
 }
 
 fn parse<T: DeserializeOwned>(
@@ -158,42 +144,19 @@ fn parse<T: DeserializeOwned>(
     include: bool,
 ) -> Option<T> {
     diags.add_source(file, text);
-    let mut err = match serde_saphyr::from_str::<T>(text) {
+    let err = match serde_saphyr::from_str::<T>(text) {
         Ok(v) => return Some(v),
         Err(e) => e,
     };
-    // serde stops at the first problem. Unknown keys: a sweep finds them all. Anything else:
-    // the element of a section that holds it (`routes[3]`) is blanked and the file read
-    // again, for the next problem, until it reads or its shape allows no more.
-    // Blanking keeps every position, so the original's tree serves every pass.
+    // serde stops at the first problem. Unknown keys: a sweep finds them all; other shape
+    // errors: as many as the file's form lets `shape_errors` reach.
     let tree = Tree::parse(text, include);
     let unknown = tree
         .as_ref()
         .map_or_else(Vec::new, |t| t.unknown_keys(file));
-    let mut found: Vec<Diagnostic> = Vec::new();
-    let mut removed: Vec<u64> = Vec::new();
-    let mut patched = text.to_owned();
-    let passes = (MAX_REREAD_BYTES / text.len().max(1)).clamp(1, MAX_PASSES);
-    for _ in 0..passes {
-        let d = located(file, tree.as_ref(), &err);
-        let line = d.span.line;
-        if found.iter().any(|f| f.span == d.span) {
-            break; // read past it and met it again: nothing more to learn
-        }
-        found.push(d);
-        let Some(item) = tree
-            .as_ref()
-            .and_then(|t| t.section_item_at(line, &removed))
-        else {
-            break;
-        };
-        removed.push(item.first);
-        patched = without(&patched, &item);
-        match serde_saphyr::from_str::<T>(&patched) {
-            Ok(_) => break,
-            Err(e) => err = e,
-        }
-    }
+    let found = crate::shape_errors::shape_errors::<T>(text, tree.as_ref(), &err, |e| {
+        located(file, tree.as_ref(), e)
+    });
     for d in found {
         if !unknown.iter().any(|u| u.span == d.span) {
             diags.push(d);

@@ -121,6 +121,10 @@ fixture_tests!(
     not_a_list,
     type_errors_many,
     type_errors_flow,
+    shape_anchor,
+    shape_dash_line,
+    shape_flow_lines,
+    missing_key_last,
     server,
 );
 

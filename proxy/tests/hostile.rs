@@ -155,7 +155,6 @@ async fn pipelined_requests_are_dropped_never_forwarded_unjudged() {
         (seen[0].method.as_str(), seen[0].path.as_str()),
         ("GET", "/x")
     );
-    assert_eq!(seen[0].header("x-auth-sub"), None);
     // A refusal first: nothing after it is read either.
     let answer = raw_answer(proxy.addr, &format!("{denied}{allowed}")).await;
     assert_eq!(statuses(&answer), ["401"], "{answer}");
