@@ -13,9 +13,9 @@ use crate::keys::{Mark, Pos, Section, Tree};
 use serde::de::DeserializeOwned;
 
 /// How many times a file is read again past an element at fault, and how many bytes those
-/// readings may cover in all (a large file gets fewer passes).
+/// readings may cover in all, two per pass (a file over 64 KiB gets fewer passes).
 const MAX_PASSES: usize = 64;
-const MAX_REREAD_BYTES: usize = 16 << 20;
+const MAX_REREAD_BYTES: usize = 8 << 20;
 
 /// Said on the last error when more may follow it.
 const STOPPED: &str = "poolgate stopped reading the file here: check again once these are fixed";
@@ -176,7 +176,7 @@ pub(crate) fn shape_errors<T: DeserializeOwned>(
     first: &serde_saphyr::Error,
     report: impl Fn(&serde_saphyr::Error) -> Diagnostic,
 ) -> Vec<Diagnostic> {
-    let passes = (MAX_REREAD_BYTES / text.len().max(1)).clamp(1, MAX_PASSES);
+    let passes = (MAX_REREAD_BYTES / (2 * text.len()).max(1)).clamp(1, MAX_PASSES);
     reach::<T>(text, tree, first, report, passes)
 }
 
