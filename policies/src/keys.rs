@@ -208,11 +208,7 @@ fn walk(node: &Node, kind: Kind, file: &str, path: &str, out: &mut Vec<Diagnosti
     };
     let known = fields(kind);
     for (key, value) in entries {
-        let here = if path.is_empty() {
-            key.value.clone()
-        } else {
-            format!("{path}.{}", key.value)
-        };
+        let here = key_path(path, &key.value);
         if !known.contains(&key.value.as_str()) {
             let loc = key.referenced;
             let span = Span {
@@ -249,16 +245,21 @@ fn walk(node: &Node, kind: Kind, file: &str, path: &str, out: &mut Vec<Diagnosti
     }
 }
 
+/// The path of key `key` in the mapping at `path` (`upstreams` + `app` → `upstreams.app`).
+fn key_path(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
 /// The key path (`upstreams.app.targets`) of the key or value at (line, col), if any.
 fn path_at(node: &Node, path: &str, line: u64, col: u64) -> Option<String> {
     let here = |l: &serde_saphyr::Location| l.line() == line && l.column() == col;
     match node {
         Node::Map(entries) => entries.iter().find_map(|(k, v)| {
-            let p = if path.is_empty() {
-                k.value.clone()
-            } else {
-                format!("{path}.{}", k.value)
-            };
+            let p = key_path(path, &k.value);
             if here(&k.referenced) || here(&v.referenced) {
                 return Some(p);
             }
@@ -387,55 +388,40 @@ pub(crate) struct Mark {
 }
 
 fn marks(node: &Node, depth: u32, out: &mut Vec<Mark>) {
-    let mut push = |p: Pos| {
-        out.push(Mark {
-            line: p.0,
-            col: p.1,
-            depth,
-        });
+    let value = |v: &serde_saphyr::Spanned<Node>, out: &mut Vec<Mark>| match &v.value {
+        Node::Scalar => out.push(mark(&v.referenced, depth)),
+        inner => marks(inner, depth + 1, out),
     };
-    let mut children: Vec<&Node> = Vec::new();
     match node {
         Node::Map(entries) => {
             for (k, v) in entries {
-                push(at(&k.referenced));
-                match &v.value {
-                    Node::Scalar => push(at(&v.referenced)),
-                    inner => children.push(inner),
-                }
+                out.push(mark(&k.referenced, depth));
+                value(v, out);
             }
         }
         Node::Seq(items) => {
             for v in items {
-                match &v.value {
-                    Node::Scalar => push(at(&v.referenced)),
-                    inner => children.push(inner),
-                }
+                value(v, out);
             }
         }
         Node::Scalar => {}
     }
-    // Children after their parent's own marks: any stable order will do for comparing.
-    for c in children {
-        marks(c, depth + 1, out);
+}
+
+fn mark(l: &serde_saphyr::Location, depth: u32) -> Mark {
+    Mark {
+        line: l.line(),
+        col: l.column(),
+        depth,
     }
 }
 
 fn mapping_at(node: &Node, path: &str, line: u64, col: u64) -> Option<String> {
     let here = |l: &serde_saphyr::Location| l.line() == line && l.column() == col;
-    let join = |name: String| {
-        if path.is_empty() {
-            name
-        } else if name.starts_with('[') {
-            format!("{path}{name}")
-        } else {
-            format!("{path}.{name}")
-        }
-    };
     match node {
         Node::Map(entries) => {
             for (k, v) in entries {
-                let p = join(k.value.clone());
+                let p = key_path(path, &k.value);
                 if here(&v.referenced) && matches!(v.value, Node::Map(_)) {
                     return Some(p);
                 }
@@ -449,7 +435,7 @@ fn mapping_at(node: &Node, path: &str, line: u64, col: u64) -> Option<String> {
                 .then(|| path.to_owned())
         }
         Node::Seq(items) => items.iter().enumerate().find_map(|(i, v)| {
-            let p = join(format!("[{i}]"));
+            let p = format!("{path}[{i}]");
             if here(&v.referenced) && matches!(v.value, Node::Map(_)) {
                 return Some(p);
             }
