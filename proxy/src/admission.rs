@@ -31,6 +31,27 @@ pub(crate) struct BackendHeaders {
     pub(crate) route: Option<IdentityHeaders>,
 }
 
+impl BackendHeaders {
+    /// Sets both sets on `req`, the route's last; `route` is the index they were built for, in
+    /// the `state` they were built with.
+    pub(crate) fn apply(
+        &self,
+        req: &mut RequestHeader,
+        state: &GateState,
+        route: Option<usize>,
+    ) -> Result<(), headers::HeaderError> {
+        if let Some(identity) = &self.identity {
+            identity.apply(req, &state.identity_names)?;
+        }
+        if let (Some(headers), Some(names)) =
+            (&self.route, route.and_then(|i| state.route_headers.get(i)))
+        {
+            headers.apply(req, names)?;
+        }
+        Ok(())
+    }
+}
+
 pub(crate) struct Admitted {
     pub(crate) upstream: Arc<Upstream>,
     pub(crate) reason: &'static str,

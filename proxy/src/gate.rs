@@ -321,19 +321,9 @@ impl ProxyHttp for Gate {
         }
         // Borrowed, not taken: pingora calls this again for a retried attempt (a reused
         // connection that closed before answering), which needs the same identity and target.
-        if let Some(identity) = &ctx.backend_headers.identity {
-            identity
-                .apply(upstream_request, &state.identity_names)
-                .map_err(|e| Error::explain(ErrorType::InternalError, e.to_string()))?;
-        }
-        if let (Some(headers), Some(names)) = (
-            &ctx.backend_headers.route,
-            ctx.matched.and_then(|i| state.route_headers.get(i)),
-        ) {
-            headers
-                .apply(upstream_request, names)
-                .map_err(|e| Error::explain(ErrorType::InternalError, e.to_string()))?;
-        }
+        ctx.backend_headers
+            .apply(upstream_request, &state, ctx.matched)
+            .map_err(|e| Error::explain(ErrorType::InternalError, e.to_string()))?;
         if let Some(uri) = &ctx.rewritten_target {
             upstream_request.set_uri(uri.clone());
         }
