@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use poolgate_policies::{Principal, load_str, normalize_path};
+use poolgate_policies::{Authority, Principal, load_str, normalize_path};
 use serde_json::json;
 use std::fmt::Write;
 use std::hint::black_box;
@@ -63,7 +63,7 @@ fn bench(c: &mut Criterion) {
     };
 
     // A request allowed by a role reached through a group (role40 → svc80/svc81).
-    let host = "h3.example.com";
+    let host = &Authority::parse(b"h3.example.com").unwrap();
     let raw = "/svc81/items/42";
     let d = config.decide_request(host, "GET", raw, Some(&principal));
     assert!(d.allowed, "{d:?}");
@@ -87,7 +87,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             config
                 .decide_request(
-                    black_box("h2.example.com"),
+                    black_box(&Authority::parse(b"h2.example.com").unwrap()),
                     "PUT",
                     black_box("/svc14/users/user-123/profile"),
                     Some(&principal),

@@ -3,13 +3,13 @@
 //! A pure crate (no I/O besides reading the policy files): the proxy loads a [`Config`] once per
 //! (re)load and, per request, calls
 //! 1. [`normalize_path`] on the request path (an error is a 400),
-//! 2. [`Config::match_route`] with host, method and the normalised path (`None` is a 404),
+//! 2. [`Config::match_route`] with the [`Authority`] (an error is a 400), method and the normalised path (`None` is a 404),
 //! 3. [`Config::decide`] with the match and the verified identity as a [`Principal`].
 //!
 //! Modules, by concern:
 //! - [`file`]: the format as written (serde structs); `convert` validates it into [`model`]
 //!   types, collecting every problem as a located [`Diagnostic`] ([`diag`]);
-//! - [`normalize`]: path normalisation; [`pattern`]: host and path patterns;
+//! - [`normalize`]: path normalisation; [`authority`]: the strict parse of `Host`; [`pattern`]: host and path patterns;
 //! - [`matcher`]: the compiled route matcher; `overlap`: unreachable and ambiguous routes;
 //! - [`roles`]: roles, statements and role mapping; [`decide`]: decisions.
 //!
@@ -17,6 +17,7 @@
 //! let config = poolgate_policies::load("policy.yaml").map_err(|d| eprintln!("{d}")).ok();
 //! ```
 
+pub mod authority;
 mod convert;
 pub mod decide;
 pub mod diag;
@@ -34,10 +35,11 @@ pub mod pattern;
 pub mod roles;
 mod shape_errors;
 
+pub use authority::{Authority, AuthorityError};
 pub use decide::{Claims, Decision, Principal, Reason, StatementRef};
 pub use diag::{Diagnostic, Diagnostics, Span};
 pub use duration::parse_duration;
-pub use matcher::{RouteMatch, normalize_host};
+pub use matcher::RouteMatch;
 pub use method::MethodSet;
 pub use model::{
     AccessLogTarget, AuthRequirement, Balance, Cors, HashKey, HealthCheck, IdentityHeaders, Issuer,
@@ -137,15 +139,15 @@ impl Config {
         out
     }
 
-    /// The best route for a request: `host` as sent (port and case are ignored), the method, and
-    /// the path as returned by [`normalize_path`].
+    /// The best route for a request: its parsed [`Authority`] (the port is ignored), the method,
+    /// and the path as returned by [`normalize_path`].
     pub fn match_route<'c, 'p>(
         &'c self,
-        host: &str,
+        host: &Authority<'_>,
         method: &str,
         path: &'p str,
     ) -> Option<RouteMatch<'c, 'p>> {
-        self.matcher.find(&self.routes, host, method, path)
+        self.matcher.find(&self.routes, host.host(), method, path)
     }
 
     /// Decides for a matched route; `principal` is `None` when the request has no token.
@@ -169,7 +171,7 @@ impl Config {
     /// Match and decide in one call (`NoRoute` when nothing matches).
     pub fn decide_request<'c>(
         &'c self,
-        host: &str,
+        host: &Authority<'_>,
         method: &str,
         path: &str,
         principal: Option<&Principal<'_>>,

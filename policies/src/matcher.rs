@@ -68,21 +68,6 @@ pub struct Matcher {
     any: Node,
 }
 
-/// Lower-cases a `Host` value and drops its port and trailing dot.
-pub fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
-    let without_port = if host.starts_with('[') {
-        host.find(']').and_then(|i| host.get(..=i)).unwrap_or(host)
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
-    };
-    let h = without_port.strip_suffix('.').unwrap_or(without_port);
-    if h.bytes().any(|b| b.is_ascii_uppercase()) {
-        h.to_ascii_lowercase().into()
-    } else {
-        h.into()
-    }
-}
-
 fn search<'a>(
     node: &Node,
     segs: impl Iterator<Item = &'a str> + Clone,
@@ -137,7 +122,8 @@ impl Matcher {
         m
     }
 
-    /// The best route for (host, method, normalised path), with its captures.
+    /// The best route for (host, method, normalised path), with its captures; `host` is an
+    /// [`Authority`](crate::authority::Authority)'s host (lower case, no port, no trailing dot).
     pub fn find<'c, 'p>(
         &self,
         routes: &'c [Route],
@@ -145,13 +131,12 @@ impl Matcher {
         method: &str,
         path: &'p str,
     ) -> Option<RouteMatch<'c, 'p>> {
-        let host = normalize_host(host);
         let segs = request_segments(path);
         let wild = host
             .split_once('.')
             .filter(|(label, _)| !label.is_empty())
             .and_then(|(_, suffix)| self.wildcard.get(suffix));
-        let index = [self.exact.get(host.as_ref()), wild, Some(&self.any)]
+        let index = [self.exact.get(host), wild, Some(&self.any)]
             .into_iter()
             .flatten()
             .find_map(|node| search(node, segs.clone(), method, routes))?;

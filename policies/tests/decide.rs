@@ -6,9 +6,13 @@
 )]
 //! Decisions end to end: policy text → load → match → decide.
 
-use poolgate_policies::{Config, Effect, Principal, Reason, load_str, normalize_path};
+use poolgate_policies::{Authority, Config, Effect, Principal, Reason, load_str, normalize_path};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
+
+fn host(raw: &str) -> Authority<'_> {
+    Authority::parse(raw.as_bytes()).unwrap()
+}
 
 const POLICY: &str = r#"
 version: 1
@@ -89,7 +93,7 @@ impl Id {
 
 fn reason(c: &Config, method: &str, path: &str, who: Option<&Id>) -> Reason {
     let p = who.map(Id::principal);
-    c.decide_request("api.example.com", method, path, p.as_ref())
+    c.decide_request(&host("api.example.com"), method, path, p.as_ref())
         .reason
 }
 
@@ -156,7 +160,7 @@ fn explicit_deny_wins_and_decision_says_why() {
     let c = config();
     let both = id(&["readers", "admins"], &["orders/read"], json!({}));
     let p = both.principal();
-    let d = c.decide_request("h", "GET", "/orders/internal/x", Some(&p));
+    let d = c.decide_request(&host("h"), "GET", "/orders/internal/x", Some(&p));
     assert!(!d.allowed);
     assert_eq!(d.reason, Reason::ExplicitDeny);
     let s = d.statement.unwrap();
@@ -165,7 +169,7 @@ fn explicit_deny_wins_and_decision_says_why() {
     assert!(
         d.roles.contains(&"admin") && d.roles.contains(&"reader") && d.roles.contains(&"owner")
     );
-    let d = c.decide_request("h", "GET", "/orders/7", Some(&p));
+    let d = c.decide_request(&host("h"), "GET", "/orders/7", Some(&p));
     assert!(d.allowed);
     assert_eq!(d.statement.unwrap().effect, Effect::Allow);
 }
@@ -275,7 +279,7 @@ proptest! {
         let u = id(&[], &[], json!({ "sub": sub }));
         for candidate in [format!("/users/{sub}/{}", tail.join("/")), format!("/users/{second}/{}", tail.join("/"))] {
             let Ok(path) = normalize_path(&candidate) else { continue };
-            let d = c.decide_request("h", "GET", &path, Some(&u.principal()));
+            let d = c.decide_request(&host("h"), "GET", &path, Some(&u.principal()));
             if d.allowed {
                 let seg = path.trim_start_matches("/users/").split('/').next().unwrap_or("");
                 prop_assert_eq!(seg, sub.as_str());

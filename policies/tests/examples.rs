@@ -6,7 +6,7 @@
 )]
 //! Every example policy loads without a single diagnostic, and behaves as its comments say.
 
-use poolgate_policies::{Config, Principal, Reason, load_with_env};
+use poolgate_policies::{Authority, Config, Principal, Reason, load_with_env};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -50,7 +50,8 @@ fn demo_behaves_as_documented() {
         claims: &claims,
     };
     let r = |m: &str, path: &str, who: Option<&Principal<'_>>| {
-        c.decide_request("localhost:8080", m, path, who).reason
+        c.decide_request(&Authority::parse(b"localhost:8080").unwrap(), m, path, who)
+            .reason
     };
     assert_eq!(r("GET", "/healthz", None), Reason::Public);
     assert_eq!(r("GET", "/articles/1", None), Reason::NoToken);
@@ -85,7 +86,11 @@ fn shop_includes_its_catalogue() {
     let c = load("shop.yaml");
     assert_eq!(c.files.len(), 2);
     let m = c
-        .match_route("www.shop.example", "GET", "/catalog/shoes")
+        .match_route(
+            &Authority::parse(b"www.shop.example").unwrap(),
+            "GET",
+            "/catalog/shoes",
+        )
         .unwrap();
     assert_eq!(m.route.name, "catalog");
     assert!(m.route.public);

@@ -8,7 +8,7 @@
 
 use poolgate_policies::matcher::Matcher;
 use poolgate_policies::pattern::{HostPattern, parse_host, parse_path};
-use poolgate_policies::{AuthRequirement, MethodSet, Route, normalize_host};
+use poolgate_policies::{AuthRequirement, Authority, MethodSet, Route};
 use proptest::prelude::*;
 
 fn route(name: &str, host: Option<&str>, path: &str, methods: &[&str]) -> Route {
@@ -36,8 +36,9 @@ fn route(name: &str, host: Option<&str>, path: &str, methods: &[&str]) -> Route 
 }
 
 fn find<'a>(routes: &'a [Route], host: &str, method: &str, path: &str) -> Option<&'a str> {
+    let host = Authority::parse(host.as_bytes()).unwrap();
     Matcher::new(routes)
-        .find(routes, host, method, path)
+        .find(routes, host.host(), method, path)
         .map(|m| m.route.name.as_str())
 }
 
@@ -102,9 +103,10 @@ fn declaration_order_breaks_ties_and_no_method_no_match() {
 
 #[test]
 fn hosts_are_normalised() {
-    assert_eq!(normalize_host("API.Example.com:443"), "api.example.com");
-    assert_eq!(normalize_host("example.com."), "example.com");
-    assert_eq!(normalize_host("[::1]:8080"), "[::1]");
+    let host = |raw: &str| Authority::parse(raw.as_bytes()).unwrap().host().to_owned();
+    assert_eq!(host("API.Example.com:443"), "api.example.com");
+    assert_eq!(host("example.com."), "example.com");
+    assert_eq!(host("[::1]:8080"), "[::1]");
 }
 
 // ---- properties ----
@@ -190,12 +192,13 @@ fn request() -> impl Strategy<Value = (String, String, String)> {
 /// The plain definition: among the routes that match, the greatest (host rank, path
 /// specificity, listed methods), earliest first.
 fn reference(routes: &[Route], host: &str, method: &str, path: &str) -> Option<usize> {
-    let host = normalize_host(host);
+    let host = Authority::parse(host.as_bytes()).unwrap();
+    let host = host.host();
     routes
         .iter()
         .enumerate()
         .filter(|(_, r)| {
-            r.host.matches(&host) && r.methods.contains(method) && r.path.matches(path).is_some()
+            r.host.matches(host) && r.methods.contains(method) && r.path.matches(path).is_some()
         })
         .max_by(|(i, a), (j, b)| {
             (a.host.rank(), a.path.specificity(), !a.methods.is_any())
@@ -212,7 +215,8 @@ proptest! {
     fn trie_agrees_with_the_reference(routes in table(), reqs in prop::collection::vec(request(), 1..16)) {
         let m = Matcher::new(&routes);
         for (h, meth, p) in &reqs {
-            let got = m.find(&routes, h, meth, p).map(|x| x.index);
+            let host = Authority::parse(h.as_bytes()).unwrap();
+            let got = m.find(&routes, host.host(), meth, p).map(|x| x.index);
             prop_assert_eq!(got, reference(&routes, h, meth, p), "{} {} {}", h, meth, p);
         }
     }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use http::HeaderValue;
 use pingora::http::RequestHeader;
 use poolgate_authorizer::{AuthError, Identity};
 use poolgate_policies as pol;
@@ -15,6 +16,9 @@ use crate::state::GateState;
 use crate::upstreams::Upstream;
 
 /// What `request_filter` settles before anything is forwarded.
+// Returned once per request and moved straight into the context: boxing the large variant
+// would add an allocation to every forwarded request to save a copy on the rare preflight.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Verdict {
     Forward(Admitted),
     /// A CORS preflight answered by the proxy itself.
@@ -59,7 +63,40 @@ pub(crate) struct Admitted {
     /// Headers for the backend (none without an identity).
     pub(crate) backend_headers: BackendHeaders,
     pub(crate) rewritten_target: Option<http::Uri>,
+    /// The judged authority, for the backend's `Host` and `X-Forwarded-Host`.
+    pub(crate) host: HeaderValue,
     pub(crate) cors_response: Vec<(&'static str, String)>,
+}
+
+/// The request's authority, parsed strictly, and the value to forward for it (the bytes sent
+/// when they were already canonical). Every request needs one: RFC 9112 §3.2 makes a missing
+/// Host a 400 for HTTP/1.1, and an HTTP/1.0 request without one would reach the backend's
+/// default virtual host, which no host-bound route judged.
+fn authority(req: &RequestHeader) -> Result<(pol::Authority<'_>, HeaderValue), Denial> {
+    let mut hosts = req.headers.get_all(http::header::HOST).iter();
+    let raw = match (hosts.next(), hosts.next()) {
+        (Some(h), None) => Some((h.as_bytes(), Some(h))),
+        (Some(_), Some(_)) => {
+            return Err(Denial::BadRequest {
+                reason: "multiple_hosts",
+            });
+        }
+        (None, _) => req.uri.authority().map(|a| (a.as_str().as_bytes(), None)),
+    };
+    let Some((bytes, header)) = raw else {
+        return Err(Denial::BadRequest {
+            reason: "missing_host",
+        });
+    };
+    let parsed =
+        pol::Authority::parse(bytes).map_err(|e| Denial::BadRequest { reason: e.code() })?;
+    let forward = match header {
+        Some(h) if parsed.is_canonical() => h.clone(),
+        _ => HeaderValue::from_str(&parsed.to_string()).map_err(|_| Denial::BadRequest {
+            reason: "host_invalid",
+        })?,
+    };
+    Ok((parsed, forward))
 }
 
 /// Normalise, match, verify, map roles, decide.
@@ -92,19 +129,7 @@ pub(crate) async fn admit(
             reason: "method_case",
         });
     }
-    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400. Routes are judged by host, and
-    // a backend would answer it as its default host, which no host-bound route allowed.
-    if req.version == http::Version::HTTP_11 && !req.headers.contains_key(http::header::HOST) {
-        return Err(Denial::BadRequest {
-            reason: "missing_host",
-        });
-    }
-    let host = req
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.host())
-        .unwrap_or("");
+    let (host, forward_host) = authority(req)?;
     let header_str = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
     let preflight_method = (req.method == http::Method::OPTIONS)
         .then(|| header_str("access-control-request-method"))
@@ -113,14 +138,14 @@ pub(crate) async fn admit(
     // A preflight is matched as the request it announces, but only a route with CORS settings
     // answers it at the edge; anywhere else the OPTIONS request is judged as what it is.
     let announced = preflight_method
-        .and_then(|acrm| policy.match_route(host, acrm, &path).map(|m| (acrm, m)))
+        .and_then(|acrm| policy.match_route(&host, acrm, &path).map(|m| (acrm, m)))
         .filter(|(_, m)| m.route.cors.is_some());
     let preflight_method = announced.as_ref().map(|(acrm, _)| *acrm);
     let method = preflight_method.unwrap_or(req.method.as_str());
     let m = match announced {
         Some((_, m)) => m,
         None => policy
-            .match_route(host, method, &path)
+            .match_route(&host, method, &path)
             .ok_or(Denial::NoRoute)?,
     };
     let route = m.route;
@@ -158,6 +183,7 @@ pub(crate) async fn admit(
         identity,
         backend_headers,
         rewritten_target: rewritten_target.clone(),
+        host: forward_host.clone(),
         cors_response: cors_response.clone(),
     };
     if route.public {

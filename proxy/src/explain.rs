@@ -70,7 +70,14 @@ pub fn explain(
                           "reason": crate::gate::path_error_code(&e), "detail": e.to_string()});
         }
     };
-    let Some(m) = policy.match_route(host, method, &path) else {
+    let host = match pol::Authority::parse(host.as_bytes()) {
+        Ok(h) => h,
+        Err(e) => {
+            return json!({"host": host, "allowed": false, "status": 400,
+                          "reason": e.code(), "detail": e.to_string()});
+        }
+    };
+    let Some(m) = policy.match_route(&host, method, &path) else {
         return json!({"path": path, "allowed": false, "status": 404, "reason": "no_route"});
     };
     let route = m.route;

@@ -56,6 +56,9 @@ pub struct RequestCtx {
     backend_headers: BackendHeaders,
     /// The normalised origin-form target (with the original query) when it differs from what was sent.
     rewritten_target: Option<http::Uri>,
+    /// The judged authority: the backend's `Host` (unless the upstream sets its own) and
+    /// `X-Forwarded-Host`.
+    host: Option<HeaderValue>,
     /// `Access-Control-Allow-Origin` (and friends) for the answer of a CORS request.
     cors_response: Vec<(&'static str, String)>,
     /// Targets already picked for this request (a retry goes elsewhere).
@@ -82,6 +85,7 @@ impl RequestCtx {
             identity: None,
             backend_headers: BackendHeaders::default(),
             rewritten_target: None,
+            host: None,
             cors_response: Vec::new(),
             tried: Vec::new(),
             connect_failure_counted: false,
@@ -215,6 +219,7 @@ impl ProxyHttp for Gate {
                 ctx.upstream = Some(a.upstream);
                 ctx.identity = a.identity;
                 ctx.rewritten_target = a.rewritten_target;
+                ctx.host = Some(a.host);
                 ctx.cors_response = a.cors_response;
                 ctx.decision = "allow";
                 ctx.reason = Cow::Borrowed(a.reason);
@@ -327,14 +332,22 @@ impl ProxyHttp for Gate {
         if let Some(uri) = &ctx.rewritten_target {
             upstream_request.set_uri(uri.clone());
         }
+        let Some(host) = ctx.host.clone() else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "no judged host for request",
+            ));
+        };
         headers::set_forwarded(
             upstream_request,
             client_inet(session).map(|a| a.ip()),
             is_tls(session),
+            host.clone(),
         );
         upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
-        if let Some(host) = ctx.upstream.as_ref().and_then(|u| u.host_header.as_deref()) {
-            upstream_request.insert_header(http::header::HOST, host)?;
+        match ctx.upstream.as_ref().and_then(|u| u.host_header.as_deref()) {
+            Some(own) => upstream_request.insert_header(http::header::HOST, own)?,
+            None => upstream_request.insert_header(http::header::HOST, host)?,
         }
         Ok(())
     }

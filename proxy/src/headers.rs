@@ -180,8 +180,13 @@ fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
 }
 
 /// Sets `X-Forwarded-For` (client address appended to any existing list),
-/// `X-Forwarded-Proto` and `X-Forwarded-Host` (both replaced).
-pub fn set_forwarded(req: &mut RequestHeader, client: Option<IpAddr>, tls: bool) {
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` (both replaced; the host is the judged one).
+pub fn set_forwarded(
+    req: &mut RequestHeader,
+    client: Option<IpAddr>,
+    tls: bool,
+    host: HeaderValue,
+) {
     if let Some(ip) = client {
         let prior = req.headers.get_all("x-forwarded-for");
         let prior: Vec<&str> = prior.iter().filter_map(|v| v.to_str().ok()).collect();
@@ -195,19 +200,7 @@ pub fn set_forwarded(req: &mut RequestHeader, client: Option<IpAddr>, tls: bool)
         }
     }
     let _ = req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" });
-    let host = req.headers.get(http::header::HOST).cloned().or_else(|| {
-        req.uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    match host {
-        Some(h) => {
-            let _ = req.insert_header("x-forwarded-host", h);
-        }
-        None => {
-            req.remove_header("x-forwarded-host");
-        }
-    }
+    let _ = req.insert_header("x-forwarded-host", host);
 }
 
 /// Whether a response switches to WebSocket: its `Upgrade` is exactly one protocol, `websocket`

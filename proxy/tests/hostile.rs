@@ -77,15 +77,20 @@ async fn target_that_is_not_origin_form_is_refused() {
 }
 
 #[tokio::test]
-async fn an_http_1_1_request_without_host_is_refused() {
+async fn a_request_without_host_is_refused_in_every_version() {
     let be = EchoBackend::start("a");
     let proxy = Proxy::start(policy_config(&guest_policy(&be.target())));
     let answer = raw_answer(proxy.addr, "GET /x HTTP/1.1\r\nConnection: close\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("missing_host"), "{answer}");
     assert_eq!(be.count(), 0, "nothing may reach the backend");
-    // HTTP/1.0 has no Host requirement; with one, the same request is served.
-    let status = raw_status(proxy.addr, "GET /x HTTP/1.0\r\n\r\n").await;
+    // HTTP/1.0 has no Host requirement, but without one the backend would answer as its
+    // default virtual host, which no host-bound route judged.
+    let answer = raw_answer(proxy.addr, "GET /x HTTP/1.0\r\n\r\n").await;
+    assert!(answer.contains(" 400 "), "{answer}");
+    assert!(answer.contains("missing_host"), "{answer}");
+    assert_eq!(be.count(), 0, "nothing may reach the backend");
+    let status = raw_status(proxy.addr, "GET /x HTTP/1.0\r\nHost: localhost\r\n\r\n").await;
     assert_eq!(status, 200);
     let status = raw_status(
         proxy.addr,

@@ -12,7 +12,9 @@ fuzz_target!(|data: &[u8]| {
     match poolgate_policies::load_str("fuzz.yaml", text, &|_| None) {
         Ok(config) => {
             for (host, method, path) in [("a.example.com", "GET", "/"), ("x", "POST", "/a/b/c"), ("h:1", "PUT", "/users/x/")] {
-                let _ = config.decide_request(host, method, path, None);
+                if let Ok(host) = poolgate_policies::Authority::parse(host.as_bytes()) {
+                    let _ = config.decide_request(&host, method, path, None);
+                }
             }
         }
         Err(diags) => {

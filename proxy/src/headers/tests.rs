@@ -380,7 +380,12 @@ fn client_addresses_are_written_as_display_writes_them() {
         "2001:db8::8a2e:370:7334",
     ] {
         let mut r = req(&[]);
-        set_forwarded(&mut r, Some(ip.parse().unwrap()), false);
+        set_forwarded(
+            &mut r,
+            Some(ip.parse().unwrap()),
+            false,
+            HeaderValue::from_static("h.example"),
+        );
         assert_eq!(r.headers.get("x-forwarded-for").unwrap(), ip);
     }
 }
@@ -392,7 +397,12 @@ fn forwarded_headers_append_and_replace() {
         ("x-forwarded-for", "10.0.0.1"),
         ("x-forwarded-proto", "gopher"),
     ]);
-    set_forwarded(&mut r, Some("192.0.2.7".parse().unwrap()), true);
+    set_forwarded(
+        &mut r,
+        Some("192.0.2.7".parse().unwrap()),
+        true,
+        HeaderValue::from_static("api.example.com"),
+    );
     let get = |n: &str| r.headers.get(n).map(|v| v.to_str().unwrap().to_owned());
     assert_eq!(
         get("x-forwarded-for").as_deref(),
@@ -408,14 +418,25 @@ fn forwarded_headers_append_and_replace() {
         HeaderValue::from_bytes(b"caf\xe9").unwrap(),
     )
     .unwrap();
-    set_forwarded(&mut r, Some("192.0.2.7".parse().unwrap()), false);
+    set_forwarded(
+        &mut r,
+        Some("192.0.2.7".parse().unwrap()),
+        false,
+        HeaderValue::from_static("h.example"),
+    );
     assert_eq!(r.headers.get("x-forwarded-for").unwrap(), "192.0.2.7");
 
     let mut r = req(&[("x-forwarded-host", "spoofed")]);
-    set_forwarded(&mut r, Some("::1".parse().unwrap()), false);
+    set_forwarded(
+        &mut r,
+        Some("::1".parse().unwrap()),
+        false,
+        HeaderValue::from_static("h.example"),
+    );
     assert_eq!(r.headers.get("x-forwarded-for").unwrap(), "::1");
     assert_eq!(r.headers.get("x-forwarded-proto").unwrap(), "http");
-    assert!(r.headers.get("x-forwarded-host").is_none());
+    // The judged host, never the client's claim.
+    assert_eq!(r.headers.get("x-forwarded-host").unwrap(), "h.example");
 }
 
 #[test]

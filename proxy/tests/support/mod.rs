@@ -12,3 +12,4 @@ pub mod certs;
 pub mod client;
 pub mod h2;
 pub mod harness;
+pub mod nginx;
