@@ -28,6 +28,7 @@ pub mod cors;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod explain;
+pub mod file_state;
 pub mod gate;
 pub mod headers;
 pub mod metrics;
@@ -85,6 +86,8 @@ pub struct StartOptions {
     pub reload_from: Option<std::path::PathBuf>,
     /// How often watched files are checked (default 1 s).
     pub reload_poll: Option<std::time::Duration>,
+    /// How long a changed file must stay unchanged before it is loaded (default 500 ms).
+    pub reload_settle: Option<std::time::Duration>,
 }
 
 /// Builds everything for `cfg`; the caller runs `prepared.server`.
@@ -111,6 +114,7 @@ pub fn prepare(cfg: &ProxyConfig, opts: StartOptions) -> Result<Prepared, StartE
         poll: opts
             .reload_poll
             .unwrap_or(std::time::Duration::from_secs(1)),
+        settle: opts.reload_settle.unwrap_or(reload::DEFAULT_SETTLE),
     });
     let server = server::build(cfg, shared.clone(), reload)?;
     Ok(Prepared { server, shared })

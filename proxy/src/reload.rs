@@ -4,6 +4,17 @@
 //!
 //! Listeners, the admin address and process settings are fixed at start; a reload that changes
 //! them applies everything else and logs that a restart is needed for those.
+//!
+//! The watcher never loads a file while it is being written, and never misses the write that
+//! completes it:
+//! 1. it records each file's state (time, size, inode, content hash; through symlinks) before
+//!    reading;
+//! 2. it loads only once that state has held for a settle time;
+//! 3. after the reload (which can wait seconds for a new issuer's keys) it compares the files
+//!    with what it recorded, and goes round again if they changed meanwhile.
+//!
+//! An in-place write that pauses longer than the settle time can still be read half-written:
+//! a policy is written safely by writing another file and `rename`-ing it over the old one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +25,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use crate::convert;
+use crate::file_state::Snapshot;
 use crate::gate::{GateState, Shared};
 use crate::verifier;
 
@@ -103,55 +115,85 @@ fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// Modification times of the files a policy was read from.
-fn stamps(files: &[PathBuf]) -> Vec<Option<SystemTime>> {
-    files
-        .iter()
-        .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
-        .collect()
-}
+/// How long a changed file must stay unchanged before it is loaded, by default.
+pub const DEFAULT_SETTLE: Duration = Duration::from_millis(500);
 
-/// Background service: reload on SIGHUP and when a policy file's modification time changes.
+/// Background service: reload on SIGHUP and when a policy file changes.
 pub struct Reloader {
     pub shared: Arc<Shared>,
     pub path: PathBuf,
-    /// How often file modification times are compared.
+    /// How often the files are compared with what was last loaded.
     pub poll: Duration,
+    /// How long a changed file must stay unchanged before it is loaded.
+    pub settle: Duration,
+}
+
+impl Reloader {
+    /// The files the running policy was read from, and the policy path itself.
+    fn files(&self) -> Vec<PathBuf> {
+        let state = self.shared.state.load();
+        let mut f = state.policy.files.clone();
+        if !f.contains(&self.path) {
+            f.push(self.path.clone());
+        }
+        f
+    }
+
+    /// Waits until the files have not changed for the settle time; returns their state then
+    /// (`None` on shutdown).
+    async fn settled(&self, shutdown: &mut ShutdownWatch) -> Option<Snapshot> {
+        let mut last = Snapshot::of(&self.files());
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return None,
+                _ = tokio::time::sleep(self.settle) => {}
+            }
+            let now = last.again();
+            if now == last {
+                return Some(last);
+            }
+            last = now;
+        }
+    }
 }
 
 #[async_trait]
 impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        let files = || {
-            let state = self.shared.state.load();
-            let mut f = state.policy.files.clone();
-            if !f.contains(&self.path) {
-                f.push(self.path.clone());
-            }
-            f
-        };
-        let mut seen = stamps(&files());
+        let mut seen = Snapshot::of(&self.files());
+        // A change seen after a reload started: go round again without waiting for a poll.
+        let mut pending = false;
         loop {
-            let signalled = async {
-                match hup.as_mut() {
-                    Some(h) => {
-                        h.recv().await;
+            if !pending {
+                let signalled = async {
+                    match hup.as_mut() {
+                        Some(h) => {
+                            h.recv().await;
+                        }
+                        None => std::future::pending::<()>().await,
                     }
-                    None => std::future::pending::<()>().await,
+                };
+                let by_signal = tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = signalled => true,
+                    _ = tokio::time::sleep(self.poll) => false,
+                };
+                if !by_signal && Snapshot::of(&self.files()) == seen {
+                    continue;
                 }
-            };
-            let by_signal = tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = signalled => true,
-                _ = tokio::time::sleep(self.poll) => false,
-            };
-            let now = stamps(&files());
-            if by_signal || now != seen {
-                // Errors are logged and counted inside; the old state keeps serving.
-                let _ = reload(&self.shared, &self.path).await;
-                seen = stamps(&files());
             }
+            let Some(read) = self.settled(&mut shutdown).await else {
+                return;
+            };
+            // Errors are logged and counted inside; the old state keeps serving.
+            let _ = reload(&self.shared, &self.path).await;
+            pending = read.again() != read;
+            if pending {
+                log::warn!("a policy file changed while it was being loaded: loading it again");
+            }
+            // What was read, not what is there now; files a new include names are read now.
+            seen = read.extended(&self.files());
         }
     }
 }
