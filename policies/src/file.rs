@@ -341,6 +341,23 @@ pub struct ServerFile {
     pub access_log: Option<S>,
     #[serde(default)]
     pub token_cache: Option<TokenCacheFile>,
+    #[serde(default)]
+    pub connections: Option<ConnectionsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsFile {
+    #[serde(default)]
+    pub max: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub header_timeout: Option<S>,
+    #[serde(default)]
+    pub keepalive_timeout: Option<S>,
+    #[serde(default)]
+    pub body_timeout: Option<S>,
+    #[serde(default)]
+    pub send_timeout: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -138,6 +138,9 @@ enum Kind {
     Cors,
     IdentityHeaders,
     Limits,
+    Server,
+    TokenCache,
+    Connections,
 }
 
 fn fields(kind: Kind) -> &'static [&'static str] {
@@ -164,6 +167,9 @@ fn fields(kind: Kind) -> &'static [&'static str] {
         Kind::Cors => fields_of::<file::CorsFile>(),
         Kind::IdentityHeaders => fields_of::<file::IdentityHeadersFile>(),
         Kind::Limits => fields_of::<file::LimitsFile>(),
+        Kind::Server => fields_of::<file::ServerFile>(),
+        Kind::TokenCache => fields_of::<file::TokenCacheFile>(),
+        Kind::Connections => fields_of::<file::ConnectionsFile>(),
     }
 }
 
@@ -186,6 +192,9 @@ fn child(kind: Kind, key: &str) -> Child {
         (Kind::Top, "role_mapping") => Struct(Kind::Mapping),
         (Kind::Top, "identity_headers") => Struct(Kind::IdentityHeaders),
         (Kind::Top, "limits") => Struct(Kind::Limits),
+        (Kind::Top, "server") => Struct(Kind::Server),
+        (Kind::Server, "token_cache") => Struct(Kind::TokenCache),
+        (Kind::Server, "connections") => Struct(Kind::Connections),
         (Kind::Listener, "tls") => Struct(Kind::ListenerTls),
         (Kind::Issuer, "cognito") => Struct(Kind::Cognito),
         (Kind::Issuer, "jwks") => Struct(Kind::Jwks),

@@ -266,6 +266,8 @@ pub struct Server {
     pub access_log: AccessLogTarget,
     /// Verified tokens kept in the cache; 0 turns the cache off.
     pub token_cache_capacity: u64,
+    /// Bounds on client connections.
+    pub connections: Connections,
 }
 
 impl Default for Server {
@@ -274,6 +276,39 @@ impl Default for Server {
             threads: None,
             access_log: AccessLogTarget::Stdout,
             token_cache_capacity: 100_000,
+            connections: Connections::default(),
+        }
+    }
+}
+
+/// Bounds on client (downstream) connections, so that slow or idle clients cannot hold them
+/// without end. The timeouts apply to connections accepted after a reload; `max` takes effect
+/// at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connections {
+    /// Open client connections at most (per process); further ones are closed on accept.
+    pub max: usize,
+    /// Total time to read a request head (HTTP/1.x), from the connection's start or, on a
+    /// kept-alive connection, from the request's first byte; also the time an HTTP/2 client has
+    /// to send its connection preface.
+    pub header_timeout: Duration,
+    /// How long a connection may sit idle between requests (HTTP/1.1 keep-alive, HTTP/2 with
+    /// no open stream); whole seconds.
+    pub keepalive_timeout: Duration,
+    /// Longest wait for the next piece of a request body.
+    pub body_timeout: Duration,
+    /// Longest wait for the client to take the next piece of an answer.
+    pub send_timeout: Duration,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            max: 10_000,
+            header_timeout: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(75),
+            body_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
         }
     }
 }

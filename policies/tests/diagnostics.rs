@@ -126,6 +126,8 @@ fixture_tests!(
     shape_flow_lines,
     missing_key_last,
     server,
+    connections,
+    connections_unknown,
 );
 
 #[test]

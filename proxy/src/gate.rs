@@ -1,6 +1,8 @@
 //! The pingora `ProxyHttp` implementation: thin hooks, each calling plain functions.
 //!
 //! ```text
+//! early_request_filter     the head is read: connection bounds told (head deadline met,
+//!                          body and send timeouts set)
 //! request_filter           request id · head size · normalise path · match route ·
 //!                          CORS preflight · token → verify → roles → decide ·
 //!                          identity headers computed   ── deny → respond::send, stop
@@ -9,6 +11,7 @@
 //! upstream_request_filter  strip client x-auth-*, add verified identity, X-Forwarded-*,
 //!                          x-request-id, Host override
 //! upstream_response_filter a 101 only to WebSocket (else 502)
+//! request_body_filter      body data arrived (HTTP/2 stall watch)
 //! response_filter          x-request-id on the answer
 //! fail_to_proxy            upstream failure → respond (502 / 503 / 504)
 //! logging                  one access-log line · request counter and duration histogram
@@ -31,6 +34,7 @@ use poolgate_authorizer::Identity;
 use crate::access_log::AccessRecord;
 use crate::admission::{BackendHeaders, Verdict, admit};
 use crate::config::HashKey;
+use crate::connections::{self, Closure};
 use crate::headers;
 use crate::respond::{self, Denial};
 use crate::upstreams::Upstream;
@@ -126,8 +130,12 @@ fn classify_failure(e: &Error) -> Option<Denial> {
         (ErrorSource::Upstream, _) => Some(Denial::UpstreamUnreachable),
         (
             ErrorSource::Downstream,
-            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+            ErrorType::WriteError
+            | ErrorType::ReadError
+            | ErrorType::ConnectionClosed
+            | ErrorType::WriteTimedout,
         ) => None,
+        (ErrorSource::Downstream, ErrorType::ReadTimedout) => Some(Denial::BodyTimeout),
         (ErrorSource::Downstream, _) => Some(Denial::BadRequest {
             reason: "bad_request",
         }),
@@ -199,6 +207,26 @@ impl ProxyHttp for Gate {
     /// None: pingora's default adds a response-compression module that is switched off yet
     /// still runs on every request; poolgate compresses nothing (a backend's encoding passes).
     fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
+
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        connections::on_request_head(session);
+        Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        connections::on_body(end_of_stream);
+        Ok(())
+    }
 
     async fn request_filter(
         &self,
@@ -397,6 +425,17 @@ impl ProxyHttp for Gate {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        if e.esource() == &ErrorSource::Downstream {
+            match e.etype() {
+                ErrorType::ReadTimedout => {
+                    connections::count(&self.shared.metrics, Closure::BodyTimeout)
+                }
+                ErrorType::WriteTimedout => {
+                    connections::count(&self.shared.metrics, Closure::SendTimeout)
+                }
+                _ => {}
+            }
+        }
         let Some(denial) = classify_failure(e) else {
             return FailToProxy {
                 error_code: 0,

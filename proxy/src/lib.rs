@@ -23,6 +23,7 @@ pub mod access_log;
 pub mod admin;
 pub mod admission;
 pub mod config;
+pub mod connections;
 pub mod convert;
 pub mod cors;
 #[cfg(feature = "demo")]

@@ -26,6 +26,10 @@ pub struct Metrics {
     pub access_log_dropped: IntGauge,
     /// `poolgate_build_info{version}` = 1
     pub build_info: IntGaugeVec,
+    /// `poolgate_downstream_closed_total{reason}`
+    pub downstream_closed: IntCounterVec,
+    /// `poolgate_downstream_connections`
+    pub downstream_open: IntGauge,
 }
 
 impl Metrics {
@@ -84,6 +88,19 @@ impl Metrics {
             Opts::new("poolgate_build_info", "Build information; always 1"),
             &["version"],
         )?;
+        let downstream_closed = IntCounterVec::new(
+            Opts::new(
+                "poolgate_downstream_closed_total",
+                "Client connections or requests cut by a connection bound, by reason",
+            ),
+            &["reason"],
+        )?;
+        let downstream_open = IntGauge::new(
+            "poolgate_downstream_connections",
+            "Client connections open on the proxy listeners",
+        )?;
+        registry.register(Box::new(downstream_closed.clone()))?;
+        registry.register(Box::new(downstream_open.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(upstream_errors.clone()))?;
@@ -105,6 +122,8 @@ impl Metrics {
             upstream_healthy,
             access_log_dropped,
             build_info,
+            downstream_closed,
+            downstream_open,
         })
     }
 

@@ -76,6 +76,9 @@ async fn try_reload(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
     {
         log::warn!("server.threads or server.access_log changed: they take effect on restart only");
     }
+    if policy.server.connections.max != old.policy.server.connections.max {
+        log::warn!("server.connections.max changed: it takes effect on restart only");
+    }
     let setup = verifier::for_policy(&policy, old.verifier.as_ref())?;
     let mut state = GateState::build(&cfg, setup, Some(&old))?;
     state.listeners = old.listeners.clone();

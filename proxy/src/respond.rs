@@ -8,8 +8,9 @@
 //! | not allowed | 403 | |
 //! | scopes missing | 403 | `WWW-Authenticate: Bearer realm="…", error="insufficient_scope", scope="…"` |
 //! | no route | 404 | |
+//! | request body stalled | 408 | |
 //! | request head too large | 431 | |
-//! | keys unavailable, no healthy target | 503 | `Retry-After` |
+//! | keys unavailable, no healthy target, too many connections | 503 | `Retry-After` |
 //! | upstream refused / broke | 502 | |
 //! | upstream timed out | 504 | |
 //!
@@ -54,6 +55,10 @@ pub enum Denial {
         scopes: Vec<String>,
     },
     HeaderTooLarge,
+    /// The client stopped sending its request body for longer than the body timeout.
+    BodyTimeout,
+    /// The process holds as many client connections as it may.
+    ConnectionLimit,
     /// The issuer's keys could not be obtained: fail closed, ask to retry.
     KeysUnavailable,
     NoHealthyUpstream,
@@ -70,8 +75,9 @@ impl Denial {
             Denial::MissingToken | Denial::InvalidToken { .. } => 401,
             Denial::Forbidden { .. } | Denial::InsufficientScope { .. } => 403,
             Denial::NoRoute => 404,
+            Denial::BodyTimeout => 408,
             Denial::HeaderTooLarge => 431,
-            Denial::KeysUnavailable | Denial::NoHealthyUpstream => 503,
+            Denial::KeysUnavailable | Denial::NoHealthyUpstream | Denial::ConnectionLimit => 503,
             Denial::UpstreamUnreachable => 502,
             Denial::UpstreamTimeout => 504,
         }
@@ -89,6 +95,8 @@ impl Denial {
             Denial::Forbidden { reason } => reason,
             Denial::InsufficientScope { .. } => "insufficient_scope",
             Denial::HeaderTooLarge => "header_too_large",
+            Denial::BodyTimeout => "body_timeout",
+            Denial::ConnectionLimit => "connection_limit",
             Denial::KeysUnavailable => "keys_unavailable",
             Denial::NoHealthyUpstream => "no_healthy_upstream",
             Denial::UpstreamUnreachable => "upstream_unreachable",
@@ -102,6 +110,7 @@ impl Denial {
             401 => "unauthorized",
             403 => "forbidden",
             404 => "not_found",
+            408 => "request_timeout",
             431 => "request_header_fields_too_large",
             502 => "bad_gateway",
             503 => "service_unavailable",
@@ -152,7 +161,7 @@ pub fn render(denial: &Denial, request_id: &str, realm: &str) -> Answer {
                 quoted(&scopes.join(" "))
             ),
         )),
-        Denial::KeysUnavailable | Denial::NoHealthyUpstream => {
+        Denial::KeysUnavailable | Denial::NoHealthyUpstream | Denial::ConnectionLimit => {
             headers.push(("retry-after", RETRY_AFTER_SECS.to_string()));
         }
         _ => {}
@@ -180,6 +189,23 @@ fn quoted(text: &str) -> String {
             _ => '?',
         })
         .collect()
+}
+
+/// `answer` as HTTP/1.1 bytes that close the connection, for a client refused before pingora
+/// has a session for it.
+pub fn http1_bytes(answer: &Answer) -> Vec<u8> {
+    let reason = http::StatusCode::from_u16(answer.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let mut out = format!("HTTP/1.1 {} {reason}\r\n", answer.status);
+    for (name, value) in &answer.headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("connection: close\r\n\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&answer.body);
+    bytes
 }
 
 /// Writes `answer` to the client. Errors mean the client is gone; nothing else to do.

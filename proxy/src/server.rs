@@ -13,6 +13,7 @@ use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::config::ProxyConfig;
+use crate::connections::{Capped, Edge};
 use crate::gate::{Gate, Shared};
 use crate::reload::{KeyLifecycle, Reloader};
 
@@ -89,10 +90,13 @@ pub fn build(
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(cfg));
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gate::new(shared.clone()),
-        "poolgate proxy",
+    let edge = Edge::new(
+        pingora::proxy::http_proxy(&server.configuration, Gate::new(shared.clone())),
+        shared.clone(),
+    );
+    let mut proxy = Service::new(
+        "poolgate proxy".to_owned(),
+        Capped::new(edge, shared.clone()),
     );
     for l in &cfg.listeners {
         let address = l.address.to_string();

@@ -11,10 +11,14 @@ mod tls;
 
 pub(crate) use ctx::{Ctx, Def};
 
+use std::time::Duration;
+
 use crate::Config;
 use crate::diag::Diagnostics;
-use crate::file::{FileConfig, IncludeFile, Named, S};
-use crate::model::{AccessLogTarget, IdentityHeaders, Limits, Listener, ListenerTls, Server};
+use crate::file::{ConnectionsFile, FileConfig, IncludeFile, Named, S};
+use crate::model::{
+    AccessLogTarget, Connections, IdentityHeaders, Limits, Listener, ListenerTls, Server,
+};
 
 /// The parsed main file and its parsed includes, each with its file name.
 pub(crate) struct Parts {
@@ -325,7 +329,74 @@ fn server(ctx: &mut Ctx<'_>, main: &FileConfig) -> Server {
     if let Some(c) = file.token_cache.as_ref().and_then(|c| c.capacity.as_ref()) {
         out.token_cache_capacity = c.value;
     }
+    if let Some(c) = &file.connections {
+        connections(ctx, c, &mut out.connections);
+    }
     out
+}
+
+/// Most client connections a process may be told to hold.
+const MAX_CONNECTIONS: u64 = 1_000_000;
+/// Longest connection timeout accepted.
+const MAX_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
+
+fn connections(ctx: &mut Ctx<'_>, file: &ConnectionsFile, out: &mut Connections) {
+    if let Some(m) = &file.max {
+        if (1..=MAX_CONNECTIONS).contains(&m.value) {
+            out.max = usize::try_from(m.value).unwrap_or(usize::MAX);
+        } else {
+            ctx.push(
+                ctx.diag(
+                    &m.referenced,
+                    "server.connections.max",
+                    format!("`{}` connections is out of range", m.value),
+                )
+                .help(format!("use 1 to {MAX_CONNECTIONS}")),
+            );
+        }
+    }
+    let whole_seconds = |d: Duration| d.subsec_nanos() == 0;
+    let fields = [
+        (
+            &file.header_timeout,
+            "header_timeout",
+            &mut out.header_timeout,
+        ),
+        (
+            &file.keepalive_timeout,
+            "keepalive_timeout",
+            &mut out.keepalive_timeout,
+        ),
+        (&file.body_timeout, "body_timeout", &mut out.body_timeout),
+        (&file.send_timeout, "send_timeout", &mut out.send_timeout),
+    ];
+    for (raw, name, slot) in fields {
+        let key = format!("server.connections.{name}");
+        let Some(d) = ctx.duration(raw.as_ref(), &key) else {
+            continue;
+        };
+        let problem = if d.is_zero() || d > MAX_CONNECTION_TIMEOUT {
+            Some(("is out of range for", "use more than 0 and at most 1h"))
+        } else if name == "keepalive_timeout" && !whole_seconds(d) {
+            Some((
+                "is not a whole number of seconds for",
+                "keep-alive timeouts are whole seconds: write `75s`",
+            ))
+        } else {
+            None
+        };
+        match (problem, raw) {
+            (Some((what, help)), Some(s)) => ctx.push(
+                ctx.diag(
+                    &s.referenced,
+                    &key,
+                    format!("`{}` {what} `{name}`", s.value),
+                )
+                .help(help),
+            ),
+            _ => *slot = d,
+        }
+    }
 }
 
 fn limits(ctx: &mut Ctx<'_>, main: &FileConfig) -> Limits {

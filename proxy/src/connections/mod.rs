@@ -1,0 +1,381 @@
+//! Bounds on client connections, around pingora's HTTP proxy app (`server.connections`):
+//!
+//! ```text
+//! accept ─▶ Capped::process_new        a slot of `max` (else 503 connection_limit, closed)
+//!             │                         the stream is wrapped to record its reads
+//!             ├─ HTTP/2: the preface within header_timeout; idle (no stream) → keepalive_timeout
+//!             ▼
+//!           Edge::process_new_http     once per HTTP/1.x request, once per HTTP/2 stream
+//!             HTTP/1.x: the head within header_timeout (a kept-alive connection first waits up
+//!                       to keepalive_timeout for it); body reads and answer writes bounded
+//!                       per read/write by body_timeout and send_timeout (pingora's own timers)
+//!             HTTP/2:   a stalled request body → stream reset after body_timeout
+//!             ▼
+//!           pingora's HttpProxy<Gate>
+//! ```
+//!
+//! pingora 0.9 bounds none of these by itself (its keep-alive wait and head reads are per read
+//! call and unbounded between requests; HTTP/2 body reads have no timer) and runs no hook
+//! before a head is read, so the bounds live in these two wrappers. The gate tells them when a
+//! head has been read ([`on_request_head`]) and when body data arrives ([`on_body`]), through
+//! task-locals of the connection (HTTP/1.x) or stream (HTTP/2) task. Every closure is counted in
+//! `poolgate_downstream_closed_total{reason}`.
+
+mod watched;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::http::v2::server::H2Options;
+use pingora::protocols::{ALPN, Stream};
+use pingora::proxy::HttpProxy;
+use pingora::server::ShutdownWatch;
+use poolgate_policies::Connections;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+
+use crate::gate::{Gate, Shared};
+use crate::metrics::Metrics;
+use crate::respond::{self, Denial};
+use watched::{Activity, Watched};
+
+/// Length of the HTTP/2 connection preface a client sends first.
+const H2_PREFACE_LEN: u64 = 24;
+
+/// How long a refused connection's 503 may take to write.
+const REFUSAL_WRITE_LIMIT: Duration = Duration::from_secs(1);
+
+/// Why a client connection or request was cut, the `reason` label of
+/// `poolgate_downstream_closed_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closure {
+    /// A request head (or the HTTP/2 preface) took longer than `header_timeout`.
+    HeaderTimeout,
+    /// Nothing arrived for `keepalive_timeout` between requests.
+    IdleTimeout,
+    /// A request body stalled for `body_timeout`.
+    BodyTimeout,
+    /// The client did not take an answer for `send_timeout`.
+    SendTimeout,
+    /// Refused on accept: `max` connections were open.
+    ConnectionLimit,
+}
+
+impl Closure {
+    pub fn label(self) -> &'static str {
+        match self {
+            Closure::HeaderTimeout => "header_timeout",
+            Closure::IdleTimeout => "idle_timeout",
+            Closure::BodyTimeout => "body_timeout",
+            Closure::SendTimeout => "send_timeout",
+            Closure::ConnectionLimit => "connection_limit",
+        }
+    }
+}
+
+/// Counts a closure.
+pub fn count(metrics: &Metrics, closure: Closure) {
+    metrics
+        .downstream_closed
+        .with_label_values(&[closure.label()])
+        .inc();
+}
+
+/// One HTTP/1.x connection, seen from its requests.
+struct Conn {
+    limits: Connections,
+    activity: Arc<Activity>,
+    /// Requests started on this connection.
+    sessions: AtomicU32,
+    /// The current request's head has been read.
+    head_read: AtomicBool,
+}
+
+/// One HTTP/2 stream's request body.
+struct BodyWatch {
+    limits: Connections,
+    start: Instant,
+    /// The body is still expected.
+    open: AtomicBool,
+    /// When body data (or the head) last arrived, in ms since `start`.
+    last_ms: AtomicU64,
+}
+
+impl BodyWatch {
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long until the body counts as stalled (zero: it is); `None` while no body is open.
+    fn remaining(&self) -> Option<Duration> {
+        if !self.open.load(Ordering::Relaxed) {
+            return None;
+        }
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        let idle = self.start.elapsed().saturating_sub(last);
+        Some(self.limits.body_timeout.saturating_sub(idle))
+    }
+}
+
+tokio::task_local! {
+    static CONN: Arc<Conn>;
+    static STREAM: Arc<BodyWatch>;
+}
+
+/// Called by the gate as soon as a request head has been read: the head deadline is met, and
+/// the body and send timeouts are set on the session.
+pub fn on_request_head(session: &mut ServerSession) {
+    if let Ok(limits) = CONN.try_with(|c| {
+        c.head_read.store(true, Ordering::Relaxed);
+        c.limits.clone()
+    }) {
+        session.set_read_timeout(Some(limits.body_timeout));
+        session.set_write_timeout(Some(limits.send_timeout));
+    } else if let Ok(watch) = STREAM.try_with(Arc::clone) {
+        watch.open.store(!session.is_body_done(), Ordering::Relaxed);
+        watch.touch();
+        session.set_write_timeout(Some(watch.limits.send_timeout));
+    }
+}
+
+/// Called by the gate for each piece of request body that arrives.
+pub fn on_body(end_of_stream: bool) {
+    let _ = STREAM.try_with(|w| {
+        w.touch();
+        if end_of_stream {
+            w.open.store(false, Ordering::Relaxed);
+        }
+    });
+}
+
+/// pingora's proxy app with the per-request bounds.
+pub struct Edge {
+    inner: Arc<HttpProxy<Gate>>,
+    shared: Arc<Shared>,
+}
+
+impl Edge {
+    /// Wraps `proxy`; HTTP/2 connections idle (no open stream) for `keepalive_timeout` are closed.
+    pub fn new(mut proxy: HttpProxy<Gate>, shared: Arc<Shared>) -> Self {
+        let limits = shared.state.load().policy.server.connections.clone();
+        let mut options = proxy.server_options.take().unwrap_or_default();
+        options.h2_idle_timeout = Some(limits.keepalive_timeout);
+        proxy.server_options = Some(options);
+        Self {
+            inner: Arc::new(proxy),
+            shared,
+        }
+    }
+
+    async fn h1_request(
+        &self,
+        conn: Arc<Conn>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let limits = &conn.limits;
+        let first = conn.sessions.fetch_add(1, Ordering::Relaxed) == 0;
+        // pingora waits for a kept-alive connection's next request without end; `None` (the
+        // connection is closing) stays as it is.
+        if session.get_keepalive().is_some() {
+            session.set_keepalive(Some(limits.keepalive_timeout.as_secs().max(1)));
+        }
+        conn.head_read.store(false, Ordering::Relaxed);
+        let bytes_before = conn.activity.bytes();
+        let started = Instant::now();
+        let budget = if first {
+            limits.header_timeout
+        } else {
+            limits.keepalive_timeout + limits.header_timeout
+        };
+        let request = self.inner.process_new_http(session, shutdown);
+        tokio::pin!(request);
+        let result = tokio::select! {
+            r = &mut request => r,
+            () = tokio::time::sleep(budget) => {
+                if !conn.head_read.load(Ordering::Relaxed) {
+                    // Dropping the request closes the connection.
+                    count(&self.shared.metrics, Closure::HeaderTimeout);
+                    return None;
+                }
+                request.await
+            }
+        };
+        if result.is_none()
+            && !conn.head_read.load(Ordering::Relaxed)
+            && conn.activity.bytes() == bytes_before
+            && started.elapsed() >= limits.keepalive_timeout
+        {
+            count(&self.shared.metrics, Closure::IdleTimeout);
+        }
+        result
+    }
+
+    async fn h2_stream(
+        &self,
+        session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let limits = self.shared.state.load().policy.server.connections.clone();
+        let watch = Arc::new(BodyWatch {
+            limits,
+            start: Instant::now(),
+            open: AtomicBool::new(false),
+            last_ms: AtomicU64::new(0),
+        });
+        let request = STREAM.scope(
+            watch.clone(),
+            self.inner.process_new_http(session, shutdown),
+        );
+        tokio::pin!(request);
+        loop {
+            let wait = watch.remaining().unwrap_or(watch.limits.body_timeout);
+            tokio::select! {
+                r = &mut request => return r,
+                () = tokio::time::sleep(wait) => {
+                    if watch.remaining().is_some_and(|r| r.is_zero()) {
+                        // Dropping the request resets the stream.
+                        count(&self.shared.metrics, Closure::BodyTimeout);
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl HttpServerApp for Edge {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if session.is_http2() {
+            return self.h2_stream(session, shutdown).await;
+        }
+        match CONN.try_with(Arc::clone) {
+            Ok(conn) => self.h1_request(conn, session, shutdown).await,
+            Err(_) => self.inner.process_new_http(session, shutdown).await,
+        }
+    }
+
+    fn h2_options(&self) -> Option<H2Options> {
+        self.inner.h2_options()
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        self.inner.server_options()
+    }
+
+    async fn http_cleanup(&self) {
+        self.inner.http_cleanup().await;
+    }
+}
+
+/// The connection cap and the per-connection bounds, around [`Edge`].
+pub struct Capped {
+    edge: Arc<Edge>,
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+}
+
+impl Capped {
+    pub fn new(edge: Edge, shared: Arc<Shared>) -> Self {
+        let max = shared.state.load().policy.server.connections.max;
+        Self {
+            edge: Arc::new(edge),
+            shared,
+            slots: Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))),
+        }
+    }
+
+    /// Answers a connection over the cap with a 503 (HTTP/1.x only: an HTTP/2 client is just
+    /// closed) and closes it.
+    async fn refuse(&self, mut stream: Stream) {
+        count(&self.shared.metrics, Closure::ConnectionLimit);
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return;
+        }
+        let realm = self.shared.state.load().realm.clone();
+        let id = crate::headers::new_request_id();
+        let answer = respond::render(
+            &Denial::ConnectionLimit,
+            crate::headers::request_id_str(&id),
+            &realm,
+        );
+        let bytes = respond::http1_bytes(&answer);
+        let _ = tokio::time::timeout(REFUSAL_WRITE_LIMIT, async {
+            let _ = stream.write_all(&bytes).await;
+            let _ = stream.flush().await;
+        })
+        .await;
+    }
+}
+
+/// Counts an open connection while it lives.
+struct OpenGuard<'a>(&'a Metrics);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.downstream_open.dec();
+    }
+}
+
+#[async_trait]
+impl ServerApp for Capped {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let Ok(_slot) = self.slots.clone().try_acquire_owned() else {
+            self.refuse(stream).await;
+            return None;
+        };
+        let metrics = &self.shared.metrics;
+        metrics.downstream_open.inc();
+        let _open = OpenGuard(metrics);
+        let limits = self.shared.state.load().policy.server.connections.clone();
+        let activity = Activity::new();
+        let h2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
+        let stream = Watched::wrap(stream, activity.clone());
+        if !h2 {
+            let conn = Arc::new(Conn {
+                limits,
+                activity,
+                sessions: AtomicU32::new(0),
+                head_read: AtomicBool::new(false),
+            });
+            return CONN
+                .scope(conn, self.edge.process_new(stream, shutdown))
+                .await;
+        }
+        let connection = self.edge.process_new(stream, shutdown);
+        tokio::pin!(connection);
+        tokio::select! {
+            r = &mut connection => r,
+            () = tokio::time::sleep(limits.header_timeout) => {
+                if activity.bytes() < H2_PREFACE_LEN {
+                    count(metrics, Closure::HeaderTimeout);
+                    return None;
+                }
+                connection.await
+            }
+        };
+        // pingora closes an HTTP/2 connection without a stream for the idle time silently.
+        if !*shutdown.borrow() && activity.since_last_read() >= limits.keepalive_timeout {
+            count(metrics, Closure::IdleTimeout);
+        }
+        None
+    }
+
+    async fn cleanup(&self) {
+        self.edge.http_cleanup().await;
+    }
+}
