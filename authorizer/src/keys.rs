@@ -27,6 +27,21 @@ const JWK_B64: GeneralPurpose = GeneralPurpose::new(
 /// One key of the set: the algorithms it may verify, each with its parsed key.
 struct Key {
     verifiers: Vec<(Algorithm, ParsedPublicKey)>,
+    /// The public key's members as published (type, curve, coordinates or modulus and
+    /// exponent), to tell a key that changed under the same `kid`.
+    material: String,
+}
+
+impl Key {
+    /// Whether `other` verifies exactly what `self` does.
+    fn same_as(&self, other: &Key) -> bool {
+        self.material == other.material
+            && self
+                .verifiers
+                .iter()
+                .map(|(a, _)| a)
+                .eq(other.verifiers.iter().map(|(a, _)| a))
+    }
 }
 
 /// The usable keys of one JWKS document, by `kid`.
@@ -117,9 +132,12 @@ impl KeySet {
         kids
     }
 
-    /// True when some `kid` of `self` is missing from `newer`.
+    /// True when a token `self` accepts may be refused by `newer`: some `kid` of `self` is
+    /// missing from `newer`, or names other key material or other algorithms there.
     pub fn loses_keys_in(&self, newer: &KeySet) -> bool {
-        self.keys.keys().any(|k| !newer.keys.contains_key(k))
+        self.keys
+            .iter()
+            .any(|(kid, key)| newer.keys.get(kid).is_none_or(|n| !key.same_as(n)))
     }
 
     /// Verifies `signature` over `message` with the key `kid` for `alg`.
@@ -214,7 +232,19 @@ fn parse_jwk(jwk: Jwk, allowed: &[Algorithm]) -> Option<(String, Key)> {
     if verifiers.is_empty() {
         return None;
     }
-    Some((kid, Key { verifiers }))
+    let material = match &jwk.algorithm {
+        AlgorithmParameters::RSA(rsa) => format!("RSA {} {}", rsa.n, rsa.e),
+        AlgorithmParameters::EllipticCurve(ec) => format!("EC {:?} {} {}", ec.curve, ec.x, ec.y),
+        AlgorithmParameters::OctetKeyPair(okp) => format!("OKP {:?} {}", okp.curve, okp.x),
+        _ => return None,
+    };
+    Some((
+        kid,
+        Key {
+            verifiers,
+            material,
+        },
+    ))
 }
 
 /// Builds the verification key for `alg` (which `fits` the parameters) from the JWK material.

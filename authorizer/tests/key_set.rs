@@ -147,3 +147,23 @@ fn minted_tokens_carry_an_ordinary_header_and_verify_for_every_algorithm() {
         assert!(verify(&token, &rules, &set, NOW).is_ok(), "{alg:?}");
     }
 }
+
+#[test]
+fn a_changed_key_under_the_same_kid_counts_as_lost() {
+    let a = TestKey::rsa("k").unwrap();
+    let b = TestKey::rsa("k").unwrap();
+    let rs = [Algorithm::RS256];
+    let one = parse(&[a.jwk()], &rs).unwrap();
+    let same = parse(&[a.jwk()], &rs).unwrap();
+    let other = parse(&[b.jwk()], &rs).unwrap();
+    assert!(!one.loses_keys_in(&same));
+    assert!(one.loses_keys_in(&other));
+    // The same material for fewer algorithms also counts.
+    let both = [Algorithm::RS256, Algorithm::PS256];
+    let mut unnamed = a.jwk();
+    unnamed.as_object_mut().unwrap().remove("alg");
+    let wide = parse(std::slice::from_ref(&unnamed), &both).unwrap();
+    let narrow = parse(&[unnamed], &rs).unwrap();
+    assert!(wide.loses_keys_in(&narrow));
+    assert!(!narrow.loses_keys_in(&narrow));
+}

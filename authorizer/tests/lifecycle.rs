@@ -203,6 +203,36 @@ async fn a_removed_kid_stops_verifying_after_the_next_refresh() {
     );
 }
 
+/// A key replaced under the same `kid` (a re-keyed IdP, or a JWKS that was wrong): tokens that
+/// were cached as verified by the old key stop being accepted once the new set is fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_changed_under_the_same_kid_drops_the_tokens_cached_with_it() {
+    let (pool, auth) =
+        setup(|c| c.jwks.unknown_kid_min_interval = Duration::from_millis(100)).await;
+    assert!(auth.wait_ready(Duration::from_secs(5)).await);
+    let old = pool.mint_access("alice", &[], &[]);
+    assert!(auth.verify(&old, &Requirement::any()).await.is_ok());
+    assert!(auth.verify_now(&old, &Requirement::any()).is_ok(), "cached");
+    pool.remove_key("access-1");
+    pool.add_key(Arc::new(TestKey::rsa("access-1").unwrap()));
+    pool.rotate().unwrap();
+    // A token with the new kid brings the new set.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let fetches = pool.fetches();
+    assert!(
+        auth.verify(&pool.mint_access("bob", &[], &[]), &Requirement::any())
+            .await
+            .is_ok()
+    );
+    assert!(pool.fetches() > fetches);
+    assert!(auth.status()[0].kids.contains(&"access-1".to_owned()));
+    assert_eq!(
+        auth.verify_now(&old, &Requirement::any()),
+        Err(AuthError::BadSignature),
+        "a token verified by the replaced key is still accepted"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_age_drives_background_refresh() {
     let pool = TestIssuer::start().await.unwrap();
