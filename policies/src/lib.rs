@@ -32,6 +32,7 @@ pub mod model;
 pub mod normalize;
 mod overlap;
 pub mod pattern;
+pub mod reserved;
 pub mod roles;
 mod shape_errors;
 

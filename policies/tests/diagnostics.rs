@@ -128,6 +128,7 @@ fixture_tests!(
     server,
     connections,
     connections_unknown,
+    route_headers,
 );
 
 #[test]

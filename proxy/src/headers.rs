@@ -21,47 +21,17 @@ use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 
 /// Name of the request-id header, kept from the client when well formed.
-pub const REQUEST_ID: &str = "x-request-id";
+pub const REQUEST_ID: &str = poolgate_policies::reserved::REQUEST_ID;
 
 /// Longest client-sent request id that is kept as is.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
-/// Header names equal once `_` is read as `-` (names are lowercase in `http`): many backends
-/// (CGI, WSGI, Rack, PHP) map both to `HTTP_X_AUTH_SUB`, so either spelling is the same header.
-fn folded_starts_with(name: &str, prefix: &str) -> bool {
-    name.len() >= prefix.len()
-        && name
-            .bytes()
-            .zip(prefix.bytes())
-            .all(|(a, b)| fold(a) == fold(b.to_ascii_lowercase()))
-}
-
-fn fold(b: u8) -> u8 {
-    if b == b'_' { b'-' } else { b }
-}
-
-/// Client headers that some backends or frameworks treat as overriding the path, the method or
-/// the client's origin: the policy judged none of them, so none is forwarded.
-const OVERRIDE_HEADERS: [&str; 14] = [
-    "x-original-url",
-    "x-rewrite-url",
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-    "forwarded",
-    "x-real-ip",
-    "x-client-ip",
-    "true-client-ip",
-    "cf-connecting-ip",
-    "fastly-client-ip",
-    "x-forwarded-prefix",
-    "x-forwarded-port",
-    "x-forwarded-server",
-];
-
-/// The forwarding headers poolgate sets itself. Their `-` spelling is replaced (or appended
-/// to); any spelling with `_`, which CGI-style backends read as the same header, is removed.
-const SET_HEADERS: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+// Header names equal once `_` is read as `-`: many backends (CGI, WSGI, Rack, PHP) map both
+// to `HTTP_X_AUTH_SUB`, so either spelling is the same header. The forwarding headers' `-`
+// spelling is replaced (or appended to); any spelling with `_` is removed.
+use poolgate_policies::reserved::{
+    FORWARDING_HEADERS as SET_HEADERS, OVERRIDE_HEADERS, folded_eq, folded_starts_with,
+};
 
 /// Removes every header named `prefix…` in any mix of `-` and `_` (case-insensitive), the
 /// route's claim headers (`(header, claim)` pairs) under the same folding, the
@@ -78,7 +48,7 @@ pub fn strip_identity_headers(
         .keys()
         .filter(|name| {
             let n = name.as_str(); // http::HeaderName is always lowercase
-            let same = |other: &str| other.len() == n.len() && folded_starts_with(n, other);
+            let same = |other: &str| folded_eq(n, other);
             folded_starts_with(n, prefix)
                 || claim_headers.iter().any(|(h, _)| same(h))
                 || OVERRIDE_HEADERS.iter().any(|o| same(o))

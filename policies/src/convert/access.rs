@@ -288,6 +288,7 @@ pub(super) fn route(
     index: usize,
     r: &Spanned<RouteFile>,
     names: &Names,
+    identity_prefix: &str,
 ) -> Option<Route> {
     let f = &r.value;
     let name = f
@@ -394,6 +395,17 @@ pub(super) fn route(
             ctx.push(
                 ctx.diag(&h.referenced, &hkey, format!("header `{name}` cannot be set from a claim"))
                     .help("it carries the request itself (hop-by-hop, framing, routing or credentials): pick another name"),
+            );
+            continue;
+        }
+        if let Some(why) = crate::reserved::owned(&name, identity_prefix) {
+            ctx.push(
+                ctx.diag(
+                    &h.referenced,
+                    &hkey,
+                    format!("header `{name}` is poolgate's own and cannot be set from a claim"),
+                )
+                .help(format!("{why}: pick another name")),
             );
             continue;
         }

@@ -176,7 +176,9 @@ pub(crate) fn convert(parts: Parts, mut ctx: Ctx<'_>) -> Result<Config, Diagnost
             if let Some(n) = &r.value.name {
                 ctx.define(&mut route_names, n, "route", &format!("routes[{i}].name"));
             }
-            if let Some(route) = access::route(&mut ctx, &origin, i, r, &names) {
+            if let Some(route) =
+                access::route(&mut ctx, &origin, i, r, &names, &identity_headers.prefix)
+            {
                 route_spans.push((
                     ctx.span(&r.value.matcher.path.referenced),
                     format!("routes[{i}].match.path"),
