@@ -103,6 +103,8 @@ impl Diagnostic {
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
     sources: BTreeMap<String, String>,
+    /// Advice on a policy that loads, rendered as `warning:` rather than `error:`.
+    warning: bool,
 }
 
 impl Diagnostics {
@@ -119,6 +121,20 @@ impl Diagnostics {
     /// Records a problem.
     pub fn push(&mut self, diagnostic: Diagnostic) {
         self.items.push(diagnostic);
+    }
+
+    /// No warnings yet, with the sources of `self` to quote.
+    pub(crate) fn warnings_sharing_sources(&self) -> Self {
+        Self {
+            items: Vec::new(),
+            sources: self.sources.clone(),
+            warning: true,
+        }
+    }
+
+    /// Whether these are warnings (the policy loaded) rather than errors.
+    pub fn are_warnings(&self) -> bool {
+        self.warning
     }
 
     /// Whether nothing was found.
@@ -198,7 +214,8 @@ impl fmt::Display for Diagnostics {
         for d in &self.items {
             let width = Self::gutter(d);
             let pad = " ".repeat(width);
-            writeln!(f, "error: {}", d.message)?;
+            let word = if self.warning { "warning" } else { "error" };
+            writeln!(f, "{word}: {}", d.message)?;
             self.render_snippet(f, &d.span, &d.key, d.label.as_deref(), width)?;
             if let Some(related) = &d.related {
                 writeln!(f, "{pad} = note: {}", related.label)?;
@@ -210,11 +227,12 @@ impl fmt::Display for Diagnostics {
             writeln!(f)?;
         }
         let n = self.items.len();
-        write!(
-            f,
-            "error: the policy has {n} problem{}",
-            if n == 1 { "" } else { "s" }
-        )
+        let plural = if n == 1 { "" } else { "s" };
+        if self.warning {
+            write!(f, "warning: the policy has {n} warning{plural}")
+        } else {
+            write!(f, "error: the policy has {n} problem{plural}")
+        }
     }
 }
 

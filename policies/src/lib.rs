@@ -72,6 +72,8 @@ pub struct Config {
     pub server: Server,
     /// The files read (main first), e.g. to watch them for reloads.
     pub files: Vec<PathBuf>,
+    /// Advice on a policy that loads (`poolgate check` prints it; nothing refuses it).
+    pub warnings: Diagnostics,
     matcher: matcher::Matcher,
 }
 
@@ -103,6 +105,7 @@ impl Config {
             limits,
             server,
             files: files.into_iter().map(PathBuf::from).collect(),
+            warnings: Diagnostics::default(),
             matcher,
         }
     }

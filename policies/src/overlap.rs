@@ -95,3 +95,46 @@ fn host_prefix(h: &HostPattern) -> String {
         other => other.to_string(),
     }
 }
+
+/// A `*.suffix` route covers exactly one label, but the wildcard virtual hosts of common
+/// backends (nginx, Apache, most frameworks) cover any depth: `a.b.example.com` misses the
+/// wildcard route, falls to a route without a host, and reaches the backend's wildcard host
+/// judged by that route instead. One warning per wildcard route whose upstream also serves a
+/// route without a host; `hosts[i]` and `paths[i]` locate route `i`.
+pub(crate) fn wildcard_beside_any_host(
+    routes: &[Route],
+    hosts: &[Option<(Span, String)>],
+    paths: &[(Span, String)],
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (i, r) in routes.iter().enumerate() {
+        let HostPattern::Wildcard(suffix) = &r.host else {
+            continue;
+        };
+        let Some(any) = routes
+            .iter()
+            .position(|o| o.host == HostPattern::Any && o.upstream == r.upstream)
+        else {
+            continue;
+        };
+        let (Some(Some((span, key))), Some((other, _))) = (hosts.get(i), paths.get(any)) else {
+            continue;
+        };
+        let other_name = routes.get(any).map_or("", |o| o.name.as_str());
+        out.push(
+            Diagnostic::new(
+                span.clone(),
+                key.clone(),
+                format!(
+                    "`*.{suffix}` matches one label only, but route `{other_name}` without a host sends deeper names such as `a.b.{suffix}` to the same upstream `{}`",
+                    r.upstream
+                ),
+            )
+            .related(other.clone(), format!("route `{other_name}` matches every host"))
+            .help(format!(
+                "if the backend serves `*.{suffix}` at any depth, give route `{other_name}` a host: names no route lists then get 404 at the edge"
+            )),
+        );
+    }
+    out
+}

@@ -172,3 +172,31 @@ fn human_rendering_quotes_the_line_with_a_caret() {
         "{text}"
     );
 }
+
+/// A policy that loads can still carry warnings: `poolgate check` prints them and exits 0.
+#[test]
+fn a_wildcard_route_beside_a_host_less_route_of_the_same_upstream_warns() {
+    let path = fixtures().join("wildcard_beside_any.yaml");
+    let config = load_with_env(&path, &fake_env).unwrap();
+    let warnings = &config.warnings;
+    assert!(warnings.are_warnings());
+    let all: Vec<String> = warnings.iter().map(summary).collect();
+    // Only `tenants`: `api`'s upstream has no route without a host.
+    assert_eq!(
+        all,
+        [
+            "wildcard_beside_any.yaml:7:20 [routes[0].match.host] `*.example.com` matches one label only, but route `fallback` without a host sends deeper names such as `a.b.example.com` to the same upstream `web`\n  \
+             help: if the backend serves `*.example.com` at any depth, give route `fallback` a host: names no route lists then get 404 at the edge\n  \
+             related: wildcard_beside_any.yaml:11:20 route `fallback` matches every host\n"
+        ]
+    );
+    let text = warnings.to_string();
+    assert!(
+        text.starts_with("warning: `*.example.com` matches one label only"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("warning: the policy has 1 warning"),
+        "{text}"
+    );
+}

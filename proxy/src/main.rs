@@ -146,6 +146,9 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         Ok(p) => Arc::new(p),
         Err(code) => return code,
     };
+    if !policy.warnings.is_empty() {
+        eprintln!("{}", policy.warnings);
+    }
     let mut cfg = convert::proxy_config(policy.clone());
     cfg.server.upgrade = upgrade;
     let listeners: Vec<String> = cfg
@@ -191,6 +194,9 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
 fn check(path: &Path, format: Format) -> ExitCode {
     match (poolgate_policies::load(path), format) {
         (Ok(p), Format::Human) => {
+            if !p.warnings.is_empty() {
+                eprintln!("{}\n", p.warnings);
+            }
             println!(
                 "ok: {} — {} routes, {} upstreams, {} issuers, {} roles",
                 path.display(),
@@ -216,7 +222,8 @@ fn check(path: &Path, format: Format) -> ExitCode {
             let claims: Vec<String> = p.claims_read().into_iter().collect();
             println!(
                 "{}",
-                serde_json::json!({"ok": true, "problems": [], "claims_read": claims})
+                serde_json::json!({"ok": true, "problems": [], "warnings": p.warnings.to_json(),
+                                   "claims_read": claims})
             );
             ExitCode::SUCCESS
         }

@@ -60,6 +60,9 @@ pub async fn reload(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
 
 async fn try_reload(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
     let policy = Arc::new(poolgate_policies::load(path).map_err(ReloadError::Invalid)?);
+    if !policy.warnings.is_empty() {
+        log::warn!("{}", policy.warnings);
+    }
     let old = shared.state.load_full();
     let cfg = convert::proxy_config(policy.clone());
     if cfg

@@ -30,6 +30,35 @@ fn write_temp(name: &str, text: &str) -> std::path::PathBuf {
     p
 }
 
+/// Warnings are printed, the exit code stays 0, and JSON lists them apart from problems.
+#[test]
+fn check_prints_warnings_and_still_succeeds() {
+    let policy = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../policies/tests/fixtures/wildcard_beside_any.yaml"
+    );
+    let out = Command::new(BIN)
+        .args(["check", "-c", policy])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: `*.example.com` matches one label only"),
+        "{err}"
+    );
+    assert!(err.contains("warning: the policy has 1 warning"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "));
+    let out = Command::new(BIN)
+        .args(["check", "--format", "json", "-c", policy])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["problems"], serde_json::json!([]));
+    assert_eq!(json["warnings"][0]["key"], "routes[0].match.host");
+}
+
 #[test]
 fn check_exit_codes_and_output() {
     let ok = Command::new(BIN)

@@ -162,6 +162,7 @@ pub(crate) fn convert(parts: Parts, mut ctx: Ctx<'_>) -> Result<Config, Diagnost
         .map(|m| access::role_mapping(&mut ctx, m, &names))
         .unwrap_or_default();
     let mut route_spans = Vec::new();
+    let mut host_spans = Vec::new();
     let mut route_names = Vec::new();
     for (n, (file, _, _, _, rts)) in all.iter().enumerate() {
         ctx.file = (*file).clone();
@@ -183,6 +184,13 @@ pub(crate) fn convert(parts: Parts, mut ctx: Ctx<'_>) -> Result<Config, Diagnost
                     ctx.span(&r.value.matcher.path.referenced),
                     format!("routes[{i}].match.path"),
                 ));
+                host_spans.push(
+                    r.value
+                        .matcher
+                        .host
+                        .as_ref()
+                        .map(|h| (ctx.span(&h.referenced), format!("routes[{i}].match.host"))),
+                );
                 routes.push(route);
             }
         }
@@ -194,7 +202,11 @@ pub(crate) fn convert(parts: Parts, mut ctx: Ctx<'_>) -> Result<Config, Diagnost
         diags.sort();
         return Err(diags);
     }
-    Ok(Config::assemble(
+    let mut warnings = diags.warnings_sharing_sources();
+    for w in crate::overlap::wildcard_beside_any_host(&routes, &host_spans, &route_spans) {
+        warnings.push(w);
+    }
+    let mut config = Config::assemble(
         listeners,
         admin,
         issuers,
@@ -208,7 +220,9 @@ pub(crate) fn convert(parts: Parts, mut ctx: Ctx<'_>) -> Result<Config, Diagnost
         std::iter::once(main_file.clone())
             .chain(parts.includes.iter().map(|(f, _)| f.clone()))
             .collect(),
-    ))
+    );
+    config.warnings = warnings;
+    Ok(config)
 }
 
 pub(crate) fn socket_addr(ctx: &mut Ctx<'_>, s: &S, key: &str) -> Option<std::net::SocketAddr> {
