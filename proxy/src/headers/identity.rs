@@ -3,9 +3,20 @@
 //!
 //! Two name tables use the same builder: the configuration's identity headers (built-ins under
 //! the prefix, then the global claim mappings) and each route's own claim headers.
+//!
+//! Header values are visible ASCII. Text that is not (a user named `josé`) is still carried:
+//! - a string value is sent as an RFC 8187 `ext-value`, `UTF-8''jos%C3%A9`, whenever it holds
+//!   a non-ASCII character or itself starts with `UTF-8''` (so that prefix always means
+//!   "percent-decode the rest as UTF-8");
+//! - JSON (arrays, objects) escapes non-ASCII characters as `\uXXXX`, which every JSON parser
+//!   reads back.
+//!
+//! Control characters (CR, LF, NUL, DEL…) in a string value are refused: no identity has them,
+//! and the request gets `400 identity_unrepresentable`.
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use pingora::http::RequestHeader;
 use serde_json::Value;
 
@@ -277,9 +288,19 @@ impl<'n> Builder<'n> {
         Ok(())
     }
 
+    /// A string: as it is when it is header text, else as an RFC 8187 `ext-value`.
     fn text(&mut self, slot: u16, text: &str) -> Result<(), HeaderError> {
         let start = self.buf.len();
-        self.buf.extend_from_slice(text.as_bytes());
+        if text.is_ascii() && !text.starts_with(EXT_VALUE_PREFIX) {
+            self.buf.extend_from_slice(text.as_bytes());
+        } else if text.chars().any(char::is_control) {
+            return Err(self.refused(slot));
+        } else {
+            self.buf.extend_from_slice(EXT_VALUE_PREFIX.as_bytes());
+            for piece in utf8_percent_encode(text, NOT_ATTR_CHAR) {
+                self.buf.extend_from_slice(piece.as_bytes());
+            }
+        }
         self.end(slot, start)
     }
 
@@ -314,6 +335,7 @@ impl<'n> Builder<'n> {
                 if serde_json::to_writer(&mut self.buf, other).is_err() {
                     return Err(self.refused(slot));
                 }
+                escape_non_ascii(&mut self.buf, start);
                 self.end(slot, start)
             }
         }
@@ -323,16 +345,61 @@ impl<'n> Builder<'n> {
 /// `text` as a JSON string. Text with nothing to escape (the usual group, role and scope name)
 /// is copied between quotes; anything else goes through `serde_json`.
 fn json_string(buf: &mut Vec<u8>, text: &str) {
-    let plain = text
-        .bytes()
-        .fold(true, |ok, b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+    let plain = text.bytes().fold(true, |ok, b| {
+        ok & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\')
+    });
     if plain {
         buf.push(b'"');
         buf.extend_from_slice(text.as_bytes());
         buf.push(b'"');
-    } else if serde_json::to_writer(&mut *buf, text).is_err() {
-        // Writing to a Vec cannot fail; should it, the value is refused as not header text.
-        buf.push(0);
+    } else {
+        let start = buf.len();
+        if serde_json::to_writer(&mut *buf, text).is_err() {
+            // Writing to a Vec cannot fail; should it, the value is refused as not header text.
+            buf.push(0);
+        }
+        escape_non_ascii(buf, start);
+    }
+}
+
+/// The marker of an RFC 8187 `ext-value` in UTF-8 (no language tag).
+const EXT_VALUE_PREFIX: &str = "UTF-8''";
+
+/// Everything but RFC 8187's `attr-char` is percent-encoded.
+const NOT_ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// Rewrites the JSON text in `buf[start..]` with every non-ASCII character (only possible
+/// inside a JSON string) and DEL as `\uXXXX` escapes (surrogate pairs above U+FFFF).
+fn escape_non_ascii(buf: &mut Vec<u8>, start: usize) {
+    let tail = buf.get(start..).unwrap_or_default();
+    if tail.iter().all(|b| *b < 0x7f) {
+        return;
+    }
+    let Ok(text) = std::str::from_utf8(tail).map(str::to_owned) else {
+        return; // serde_json writes UTF-8; anything else is refused as not header text
+    };
+    buf.truncate(start);
+    let mut units = [0u16; 2];
+    for c in text.chars() {
+        if c.is_ascii() && c != '\u{7f}' {
+            buf.push(c as u8);
+            continue;
+        }
+        for unit in c.encode_utf16(&mut units).iter() {
+            buf.extend_from_slice(format!("\\u{unit:04x}").as_bytes());
+        }
     }
 }
 

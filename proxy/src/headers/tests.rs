@@ -219,9 +219,16 @@ fn arrays_are_written_as_serde_json_writes_them_and_unsendable_ones_refused() {
         groups_header(&groups).unwrap(),
         serde_json::to_vec(&groups).unwrap()
     );
-    // A JSON array keeps non-ASCII as is: not header text, so the identity is refused.
-    let err = groups_header(&["caf\u{e9}"]).unwrap_err();
-    assert_eq!(err.header, "x-auth-groups");
+    // Non-ASCII is escaped as JSON `\uXXXX` (a surrogate pair above U+FFFF), which parses
+    // back to the same strings.
+    let groups = ["caf\u{e9}", "\u{1f600} ok", "\u{65e5}\u{672c}"];
+    let sent = groups_header(&groups).unwrap();
+    assert_eq!(
+        String::from_utf8(sent.clone()).unwrap(),
+        r#"["caf\u00e9","\ud83d\ude00 ok","\u65e5\u672c"]"#
+    );
+    let back: Vec<String> = serde_json::from_slice(&sent).unwrap();
+    assert_eq!(back, groups);
 }
 
 #[test]
@@ -231,9 +238,68 @@ fn array_items_with_control_characters_are_escaped_as_serde_json_escapes_them() 
         groups_header(&groups).unwrap(),
         serde_json::to_vec(&groups).unwrap()
     );
-    // DEL is not escaped by JSON and is not header text: refused.
-    let err = groups_header(&["del\u{7f}"]).unwrap_err();
-    assert_eq!(err.header, "x-auth-groups");
+    // DEL, which JSON leaves raw but a header cannot carry, is escaped too.
+    let sent = groups_header(&["del\u{7f}"]).unwrap();
+    assert_eq!(sent, br#"["del\u007f"]"#);
+    let back: Vec<String> = serde_json::from_slice(&sent).unwrap();
+    assert_eq!(back, ["del\u{7f}"]);
+}
+
+/// The header value a string claim `value` is sent as (the default `x-auth-` prefix).
+fn string_claim(value: &str) -> Result<String, HeaderError> {
+    let mut claims = serde_json::Map::new();
+    claims.insert("name".into(), Value::String(value.into()));
+    let settings = IdentitySettings {
+        prefix: "x-auth-".into(),
+        claim_headers: vec![("name".into(), "name".into())],
+    };
+    let names = IdentityNames::new(&settings).unwrap();
+    let h = identity_headers(&view(&[], Some(&claims)), &names)?;
+    let (_, v) = h.pairs(&names).find(|(k, _)| *k == "x-auth-name").unwrap();
+    Ok(String::from_utf8(v.to_vec()).unwrap())
+}
+
+#[test]
+fn non_ascii_strings_are_sent_as_rfc_8187_ext_values() {
+    assert_eq!(string_claim("jos\u{e9}").unwrap(), "UTF-8''jos%C3%A9");
+    assert_eq!(
+        string_claim("Fran\u{e7}ois M\u{fc}ller").unwrap(),
+        "UTF-8''Fran%C3%A7ois%20M%C3%BCller"
+    );
+    // ASCII stays as it is, but a value that starts like an ext-value is encoded too, so the
+    // prefix always means "decode me".
+    assert_eq!(string_claim("plain-name_1").unwrap(), "plain-name_1");
+    assert_eq!(string_claim("UTF-8''x").unwrap(), "UTF-8''UTF-8%27%27x");
+    // Control characters are still refused, encoded or not.
+    assert!(string_claim("jos\u{e9}\r\nx-auth-sub: root").is_err());
+    assert!(string_claim("nul\0").is_err());
+    // Decoding gives the value back.
+    let sent = string_claim("\u{1f600} \u{65e5}\u{672c}").unwrap();
+    let rest = sent.strip_prefix("UTF-8''").unwrap();
+    let back = percent_encoding::percent_decode_str(rest)
+        .decode_utf8()
+        .unwrap();
+    assert_eq!(back, "\u{1f600} \u{65e5}\u{672c}");
+}
+
+#[test]
+fn non_ascii_in_other_json_claims_is_escaped() {
+    let mut claims = serde_json::Map::new();
+    claims.insert(
+        "profile".into(),
+        serde_json::json!({"city": "Z\u{fc}rich", "n": 1}),
+    );
+    let settings = IdentitySettings {
+        prefix: "x-auth-".into(),
+        claim_headers: vec![("profile".into(), "profile".into())],
+    };
+    let names = IdentityNames::new(&settings).unwrap();
+    let h = identity_headers(&view(&[], Some(&claims)), &names).unwrap();
+    let (_, v) = h
+        .pairs(&names)
+        .find(|(k, _)| *k == "x-auth-profile")
+        .unwrap();
+    assert_eq!(v, br#"{"city":"Z\u00fcrich","n":1}"#);
 }
 
 #[test]
