@@ -207,6 +207,25 @@ fn claim_segment<'c>(
     safe_segment(&v).then_some(v)
 }
 
+/// Whether a deny statement's literal segment `want` covers the request segment `got`.
+///
+/// Backends read one name in many spellings: any ASCII letter case (IIS, case-insensitive
+/// file systems, many routers), trailing dots and spaces dropped (IIS and Windows:
+/// `secret.`, `secret%20`), an extension taken off (Spring's suffix matching, Rails formats:
+/// `secret.json`), path parameters or an NTFS stream cut off (`secret%3Bjsessionid=1`,
+/// `secret::$DATA`). So `want` covers `got` when `got` starts with `want` in any letter case
+/// and either ends there or goes on with `.`, `%` (an encoded character: space, `;`, …), `:`
+/// or `+` (a space in form encoding).
+pub fn deny_covers(want: &str, got: &str) -> bool {
+    got.as_bytes()
+        .get(..want.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(want.as_bytes()))
+        && matches!(
+            got.as_bytes().get(want.len()),
+            None | Some(b'.' | b'%' | b':' | b'+')
+        )
+}
+
 impl Statement {
     /// Whether the statement covers `method` and the normalised `path` for these claims.
     ///
@@ -219,14 +238,13 @@ impl Statement {
             && self.paths.iter().any(|p| self.path_covers(p, path, claims))
     }
 
-    /// Allow statements match exactly. Deny statements also match a trailing slash and any
-    /// ASCII letter case, because many backends route `/Orders/5/` as `/orders/5`: a deny must
-    /// cover every spelling such a backend would serve (failing closed), an allow only its own.
+    /// Allow statements match exactly. Deny statements cover every spelling a backend could
+    /// serve as the same resource (failing closed), an allow only its own: see [`deny_covers`].
     fn path_covers(&self, pattern: &PathPattern, path: &str, claims: Option<&dyn Claims>) -> bool {
         let deny = self.effect == Effect::Deny;
         let same = |want: &str, got: &str| {
             if deny {
-                want.eq_ignore_ascii_case(got)
+                deny_covers(want, got)
             } else {
                 want == got
             }
@@ -332,6 +350,34 @@ mod tests {
             assert!(!allow.covers("GET", path, Some(&c)), "{path}");
         }
         assert!(!deny.covers("DELETE", "/orders/abc/x", Some(&c)));
+    }
+
+    #[test]
+    fn deny_covers_suffixes_backends_drop_and_allow_does_not() {
+        let deny = statement(Effect::Deny, "/secret/**");
+        let allow = statement(Effect::Allow, "/secret/**");
+        let covered = [
+            "/secret.",
+            "/secret..",
+            "/secret%20",
+            "/secret.json",
+            "/secret%3Bjsessionid=1",
+            "/SECRET.",
+            "/secret::$DATA",
+            "/secret+",
+            "/secret.json/more",
+        ];
+        for path in covered {
+            assert!(deny.covers("GET", path, None), "{path}");
+            assert!(!allow.covers("GET", path, None), "{path}");
+        }
+        for path in ["/secrets", "/secret-x", "/secretary", "/secre", "/x/secret"] {
+            assert!(!deny.covers("GET", path, None), "{path}");
+        }
+        assert!(deny_covers("a.txt", "a.txt."));
+        assert!(deny_covers("a.txt", "A.TXT.bak"));
+        assert!(!deny_covers("a.txt", "a.tx"));
+        assert!(!deny_covers("a.txt", "a.txtx"));
     }
 
     #[test]

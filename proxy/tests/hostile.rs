@@ -60,6 +60,33 @@ async fn guest_baseline_allows_reads_and_denies_admin() {
     assert_eq!(be.count(), 1);
 }
 
+/// A deny covers the spellings backends read as the same name: trailing dots and spaces,
+/// extensions, encoded separators, NTFS streams, any letter case.
+#[tokio::test]
+async fn a_deny_covers_suffixes_backends_drop() {
+    let be = EchoBackend::start("a");
+    let proxy = Proxy::start(policy_config(&guest_policy(&be.target())));
+    for path in [
+        "/admin",
+        "/admin.",
+        "/admin..",
+        "/admin%20",
+        "/admin.json",
+        "/admin%3Busers",
+        "/admin%3busers",
+        "/admin::$DATA",
+        "/ADMIN.",
+        "/admin%2E",
+        "/admin./users",
+        "/admin%20/users",
+    ] {
+        let status = get(proxy.addr, path, &[]).await.status;
+        assert!(status == 401 || status == 400, "{path}: {status}");
+    }
+    assert_eq!(be.count(), 0, "a denied spelling reached the backend");
+    assert_eq!(get(proxy.addr, "/administrator", &[]).await.status, 200);
+}
+
 #[tokio::test]
 async fn target_that_is_not_origin_form_is_refused() {
     let be = EchoBackend::start("a");
