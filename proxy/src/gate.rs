@@ -117,8 +117,22 @@ impl Gate {
     }
 }
 
+/// Whether the client broke the HTTP/2 protocol in its request (a body longer or shorter than
+/// its `content-length`, for one): the h2 library found it and reset the stream.
+fn client_protocol_error(e: &Error) -> bool {
+    e.esource() == &ErrorSource::Downstream
+        && e.root_cause()
+            .downcast_ref::<h2::Error>()
+            .is_some_and(|h| h.is_library() && h.reason() == Some(h2::Reason::PROTOCOL_ERROR))
+}
+
 /// Maps a proxying error to the answer for the client; `None` when the client is gone.
 fn classify_failure(e: &Error) -> Option<Denial> {
+    if client_protocol_error(e) {
+        return Some(Denial::BadRequest {
+            reason: "malformed_request",
+        });
+    }
     match (e.esource(), e.etype()) {
         (_, ErrorType::Custom(name)) if *name == NO_HEALTHY_UPSTREAM => {
             Some(Denial::NoHealthyUpstream)
@@ -352,6 +366,7 @@ impl ProxyHttp for Gate {
         if route.is_some_and(|r| !r.forward_token) {
             upstream_request.remove_header(&http::header::AUTHORIZATION);
         }
+        headers::join_cookies(upstream_request);
         // Borrowed, not taken: pingora calls this again for a retried attempt (a reused
         // connection that closed before answering), which needs the same identity and target.
         ctx.backend_headers
@@ -452,7 +467,10 @@ impl ProxyHttp for Gate {
                 .with_label_values(&[up.name.as_str(), failure_kind(e)])
                 .inc();
         }
-        ctx.decision = if ctx.decision == "allow" {
+        // The client's fault (a malformed or stalled request) is a refusal, not an error.
+        ctx.decision = if denial.status() < 500 {
+            "deny"
+        } else if ctx.decision == "allow" {
             "error"
         } else {
             ctx.decision

@@ -173,6 +173,25 @@ pub fn set_forwarded(
     let _ = req.insert_header("x-forwarded-host", host);
 }
 
+/// Joins several `cookie` fields into one, separated by `; ` (RFC 9113 §8.2.3): HTTP/2 clients
+/// split cookies into fields of their own, and an HTTP/1.1 backend may read only the first.
+pub fn join_cookies(req: &mut RequestHeader) {
+    let mut fields = req.headers.get_all(http::header::COOKIE).iter();
+    if fields.next().is_none() || fields.next().is_none() {
+        return;
+    }
+    let mut joined = Vec::new();
+    for (i, v) in req.headers.get_all(http::header::COOKIE).iter().enumerate() {
+        if i > 0 {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(v.as_bytes());
+    }
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(joined)) {
+        let _ = req.insert_header(http::header::COOKIE, v);
+    }
+}
+
 /// Whether a response switches to WebSocket: its `Upgrade` is exactly one protocol, `websocket`
 /// (case-insensitive, any version suffix refused).
 pub fn upgrades_to_websocket(resp: &pingora::http::ResponseHeader) -> bool {

@@ -209,3 +209,56 @@ async fn h2_a_host_field_that_contradicts_the_authority_is_refused() {
         assert_eq!(seen.header("host"), Some("localhost"));
     }
 }
+
+/// Several `cookie` fields of an HTTP/2 request reach an HTTP/1.1 backend as one, joined with
+/// `; ` (RFC 9113 §8.2.3); a body shorter than its `content-length` is the client's error.
+#[tokio::test]
+async fn h2_cookies_are_joined_and_a_wrong_content_length_is_a_client_error() {
+    let e = env().await;
+    let token = e.issuer.mint_access("alice", &["clerks"], &[]);
+    let auth = format!("Bearer {token}");
+    let ca = e.dir.join("ca.pem");
+    let req = http::Request::builder()
+        .method("GET")
+        .uri("https://localhost/orders/1")
+        .header("authorization", &auth)
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .header("cookie", "c=3")
+        .body(())
+        .unwrap();
+    let status = support::h2::send_raw(e.proxy.addr, &ca, req).await.unwrap();
+    assert_eq!(status, 200);
+    let seen = e.be.requests().pop().unwrap();
+    assert_eq!(seen.headers_named("cookie"), ["a=1; b=2; c=3"]);
+
+    // Declared 100 bytes, sent 10; declared 5, sent 10: the stream is reset, nothing reaches
+    // the backend, and the access log and metrics say it was the client's request.
+    for declared in ["100", "5"] {
+        let before = e.be.requests().len();
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("https://localhost/orders/1")
+            .header("authorization", &auth)
+            .header("content-length", declared)
+            .body(())
+            .unwrap();
+        let answer = support::h2::send_raw_body(e.proxy.addr, &ca, req, b"only ten b").await;
+        assert!(answer.as_ref().map_or(true, |s| *s == 400), "{answer:?}");
+        let seen = e.be.requests();
+        assert!(
+            seen.iter().skip(before).all(|r| r.method != "POST"),
+            "a body that broke its content-length reached the backend"
+        );
+    }
+    e.proxy.wait_for_log(3); // the GET and both POSTs
+    let log = e.proxy.log_lines();
+    for line in log.iter().filter(|l| l["method"] == "POST") {
+        assert_eq!(line["status"], 400, "{line}");
+        assert_eq!(line["reason"], "malformed_request", "{line}");
+        assert_eq!(line["decision"], "deny", "{line}");
+    }
+    assert_eq!(log.iter().filter(|l| l["method"] == "POST").count(), 2);
+    let metrics = e.proxy.metrics().await;
+    assert!(!metrics.contains("upstream_unreachable"), "{metrics}");
+}

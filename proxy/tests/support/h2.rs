@@ -90,6 +90,18 @@ pub async fn send_raw(
     ca: &Path,
     req: http::Request<()>,
 ) -> Result<u16, ::h2::Error> {
+    send_raw_body(addr, ca, req, &[]).await
+}
+
+/// [`send_raw`] with `body` sent as one DATA frame that ends the stream (none when empty),
+/// whatever `content-length` the request declares.
+#[allow(dead_code)]
+pub async fn send_raw_body(
+    addr: SocketAddr,
+    ca: &Path,
+    req: http::Request<()>,
+    body: &[u8],
+) -> Result<u16, ::h2::Error> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     poolgate_proxy::server::install_crypto_provider();
@@ -111,7 +123,10 @@ pub async fn send_raw(
     let (client, connection) = ::h2::client::handshake(tls).await.unwrap();
     tokio::spawn(connection);
     let mut client = client.ready().await?;
-    let (answer, _) = client.send_request(req, true)?;
+    let (answer, mut stream) = client.send_request(req, body.is_empty())?;
+    if !body.is_empty() {
+        stream.send_data(bytes::Bytes::copy_from_slice(body), true)?;
+    }
     let answer = answer.await?;
     Ok(answer.status().as_u16())
 }
