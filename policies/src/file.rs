@@ -343,6 +343,10 @@ pub struct ServerFile {
     pub token_cache: Option<TokenCacheFile>,
     #[serde(default)]
     pub connections: Option<ConnectionsFile>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<S>,
+    #[serde(default)]
+    pub client_request_id: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -43,9 +43,9 @@ pub use duration::parse_duration;
 pub use matcher::RouteMatch;
 pub use method::MethodSet;
 pub use model::{
-    AccessLogTarget, AuthRequirement, Balance, Connections, Cors, HashKey, HealthCheck,
-    IdentityHeaders, Issuer, JwksTimings, KeySource, Limits, Listener, ListenerTls, Route, Server,
-    Timeouts, TokenUse, Upstream, UpstreamTls,
+    AccessLogTarget, AuthRequirement, Balance, ClientRequestId, Connections, Cors, HashKey,
+    HealthCheck, IdentityHeaders, Issuer, JwksTimings, KeySource, Limits, Listener, ListenerTls,
+    Route, Server, Timeouts, TokenUse, Upstream, UpstreamTls,
 };
 pub use normalize::{PathError, normalize_path, split_query};
 pub use roles::{Effect, Role, RoleMapping, Rule, RuleMatch, RuleOp, Statement};

@@ -268,6 +268,31 @@ pub struct Server {
     pub token_cache_capacity: u64,
     /// Bounds on client connections.
     pub connections: Connections,
+    /// Peers whose `X-Forwarded-For` is kept (and appended to); from anyone else it is replaced.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// What becomes of a request id the client sends.
+    pub client_request_id: ClientRequestId,
+}
+
+impl Server {
+    /// Whether `peer` is one of the trusted proxies.
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
+}
+
+/// What becomes of the `x-request-id` a client sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientRequestId {
+    /// Always a fresh id: clients cannot choose the id that the logs of poolgate and the
+    /// backends are joined on.
+    #[default]
+    Replace,
+    /// Kept when it comes from a trusted proxy, else replaced.
+    Trusted,
+    /// Kept from anyone (when well formed).
+    Keep,
 }
 
 impl Default for Server {
@@ -277,6 +302,8 @@ impl Default for Server {
             access_log: AccessLogTarget::Stdout,
             token_cache_capacity: 100_000,
             connections: Connections::default(),
+            trusted_proxies: Vec::new(),
+            client_request_id: ClientRequestId::default(),
         }
     }
 }

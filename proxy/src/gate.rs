@@ -30,6 +30,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
 use poolgate_authorizer::Identity;
+use poolgate_policies::ClientRequestId;
 
 use crate::access_log::AccessRecord;
 use crate::admission::{BackendHeaders, Verdict, admit};
@@ -73,6 +74,8 @@ pub struct RequestCtx {
     reason: Cow<'static, str>,
     /// Status of an answer poolgate wrote itself (denial or upstream failure).
     own_status: Option<u16>,
+    /// The peer is one of `server.trusted_proxies`: its `X-Forwarded-For` is kept.
+    trusted_peer: bool,
 }
 
 impl RequestCtx {
@@ -96,6 +99,7 @@ impl RequestCtx {
             decision: "deny",
             reason: Cow::Borrowed("-"),
             own_status: None,
+            trusted_peer: false,
         }
     }
 
@@ -247,9 +251,20 @@ impl ProxyHttp for Gate {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
-        let req = session.req_header();
-        ctx.request_id = headers::request_id(req.headers.get(headers::REQUEST_ID));
         let state = self.shared.state.load_full();
+        let server = &state.policy.server;
+        ctx.trusted_peer = client_inet(session).is_some_and(|a| server.trusts(a.ip()));
+        let keep_id = match server.client_request_id {
+            ClientRequestId::Keep => true,
+            ClientRequestId::Trusted => ctx.trusted_peer,
+            ClientRequestId::Replace => false,
+        };
+        let req = session.req_header();
+        ctx.request_id = if keep_id {
+            headers::request_id(req.headers.get(headers::REQUEST_ID))
+        } else {
+            headers::new_request_id()
+        };
         ctx.state = Some(state.clone());
         let mut matched = None;
         let request_id = headers::request_id_str(&ctx.request_id);
@@ -386,6 +401,7 @@ impl ProxyHttp for Gate {
             client_inet(session).map(|a| a.ip()),
             is_tls(session),
             host.clone(),
+            ctx.trusted_peer,
         );
         upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
         match ctx.upstream.as_ref().and_then(|u| u.host_header.as_deref()) {

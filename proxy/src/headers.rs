@@ -149,14 +149,19 @@ fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
     HeaderValue::from_maybe_shared(Bytes::copy_from_slice(text.get(..len)?)).ok()
 }
 
-/// Sets `X-Forwarded-For` (client address appended to any existing list),
-/// `X-Forwarded-Proto` and `X-Forwarded-Host` (both replaced; the host is the judged one).
+/// Sets `X-Forwarded-For` (the client address, appended to the list a trusted proxy sent, else
+/// replacing whatever the client sent), `X-Forwarded-Proto` and `X-Forwarded-Host` (both
+/// replaced; the host is the judged one).
 pub fn set_forwarded(
     req: &mut RequestHeader,
     client: Option<IpAddr>,
     tls: bool,
     host: HeaderValue,
+    trusted_peer: bool,
 ) {
+    if !trusted_peer {
+        req.remove_header("x-forwarded-for");
+    }
     if let Some(ip) = client {
         let prior = req.headers.get_all("x-forwarded-for");
         let prior: Vec<&str> = prior.iter().filter_map(|v| v.to_str().ok()).collect();

@@ -11,7 +11,7 @@ mod support;
 use bytes::Bytes;
 use support::backend::{EchoBackend, sha256_hex};
 use support::client::{get, send, upgrade};
-use support::harness::{Proxy, policy_config, simple_config};
+use support::harness::{Proxy, policy_config, simple_config, simple_yaml};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
@@ -31,13 +31,54 @@ async fn public_route_passes_through_with_request_id() {
     assert_eq!(seen[0].header("x-request-id"), Some(rid));
 }
 
+/// `simple_yaml` with `server:` settings.
+fn with_server(targets: &[String], server: &str) -> poolgate_proxy::config::ProxyConfig {
+    let yaml =
+        simple_yaml(targets).replacen("version: 1\n", &format!("version: 1\nserver:\n{server}"), 1);
+    policy_config(&yaml)
+}
+
 #[tokio::test]
-async fn client_request_id_is_kept() {
+async fn a_client_request_id_is_replaced_unless_the_policy_trusts_it() {
     let be = EchoBackend::start("a");
-    let proxy = Proxy::start(simple_config(vec![be.target()]));
-    let r = get(proxy.addr, "/", &[("x-request-id", "trace-42")]).await;
-    assert_eq!(r.header("x-request-id"), Some("trace-42"));
-    assert_eq!(be.requests()[0].header("x-request-id"), Some("trace-42"));
+    let targets = vec![be.target()];
+    let sent = [("x-request-id", "trace-42")];
+    // Default: replaced.
+    let proxy = Proxy::start(simple_config(targets.clone()));
+    let r = get(proxy.addr, "/", &sent).await;
+    let rid = r.header("x-request-id").unwrap();
+    assert_ne!(rid, "trace-42");
+    assert_eq!(
+        be.requests().pop().unwrap().header("x-request-id"),
+        Some(rid)
+    );
+    drop(proxy);
+    // `keep`: kept from anyone; `trusted`: kept from a trusted proxy only.
+    for (server, kept) in [
+        ("  client_request_id: keep\n", true),
+        (
+            "  client_request_id: trusted\n  trusted_proxies: [\"127.0.0.1\"]\n",
+            true,
+        ),
+        (
+            "  client_request_id: trusted\n  trusted_proxies: [\"10.0.0.0/8\"]\n",
+            false,
+        ),
+    ] {
+        let proxy = Proxy::start(with_server(&targets, server));
+        let r = get(proxy.addr, "/", &sent).await;
+        assert_eq!(
+            r.header("x-request-id") == Some("trace-42"),
+            kept,
+            "{server}"
+        );
+        let seen = be.requests().pop().unwrap();
+        assert_eq!(
+            seen.header("x-request-id"),
+            r.header("x-request-id"),
+            "{server}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -70,25 +111,37 @@ async fn client_identity_headers_never_reach_the_backend() {
 #[tokio::test]
 async fn forwarded_headers_are_set() {
     let be = EchoBackend::start("a");
-    let proxy = Proxy::start(simple_config(vec![be.target()]));
-    get(
-        proxy.addr,
-        "/",
-        &[
-            ("host", "api.example.com"),
-            ("x-forwarded-for", "203.0.113.9"),
-            ("x-forwarded-proto", "https"),
-        ],
-    )
-    .await;
-    let seen = &be.requests()[0];
-    assert_eq!(
-        seen.header("x-forwarded-for"),
-        Some("203.0.113.9, 127.0.0.1")
-    );
+    let targets = vec![be.target()];
+    let sent = [
+        ("host", "api.example.com"),
+        ("x-forwarded-for", "203.0.113.9"),
+        ("x-forwarded-proto", "https"),
+    ];
+    // Default: a client's X-Forwarded-For is not believed; the backend sees the peer only.
+    let proxy = Proxy::start(simple_config(targets.clone()));
+    get(proxy.addr, "/", &sent).await;
+    let seen = be.requests().pop().unwrap();
+    assert_eq!(seen.headers_named("x-forwarded-for"), ["127.0.0.1"]);
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
     assert_eq!(seen.header("x-forwarded-host"), Some("api.example.com"));
     assert_eq!(seen.header("host"), Some("api.example.com"));
+    drop(proxy);
+    // From a trusted proxy, its list is kept and the peer appended.
+    for (server, want) in [
+        (
+            "  trusted_proxies: [\"127.0.0.0/8\"]\n",
+            "203.0.113.9, 127.0.0.1",
+        ),
+        (
+            "  trusted_proxies: [\"192.168.0.1\", \"::1\"]\n",
+            "127.0.0.1",
+        ),
+    ] {
+        let proxy = Proxy::start(with_server(&targets, server));
+        get(proxy.addr, "/", &sent).await;
+        let seen = be.requests().pop().unwrap();
+        assert_eq!(seen.headers_named("x-forwarded-for"), [want], "{server}");
+    }
 }
 
 #[tokio::test]

@@ -17,7 +17,8 @@ use crate::Config;
 use crate::diag::Diagnostics;
 use crate::file::{ConnectionsFile, FileConfig, IncludeFile, Named, S};
 use crate::model::{
-    AccessLogTarget, Connections, IdentityHeaders, Limits, Listener, ListenerTls, Server,
+    AccessLogTarget, ClientRequestId, Connections, IdentityHeaders, Limits, Listener, ListenerTls,
+    Server,
 };
 
 /// The parsed main file and its parsed includes, each with its file name.
@@ -347,6 +348,41 @@ fn server(ctx: &mut Ctx<'_>, main: &FileConfig) -> Server {
     }
     if let Some(c) = &file.connections {
         connections(ctx, c, &mut out.connections);
+    }
+    for (i, p) in file.trusted_proxies.iter().enumerate() {
+        let key = format!("server.trusted_proxies[{i}]");
+        let Some(text) = ctx.text(p, &key) else {
+            continue;
+        };
+        let net = text.parse::<ipnet::IpNet>().ok().or_else(|| {
+            text.parse::<std::net::IpAddr>()
+                .ok()
+                .map(ipnet::IpNet::from)
+        });
+        match net {
+            Some(n) => out.trusted_proxies.push(n.trunc()),
+            None => ctx.push(
+                ctx.diag(
+                    &p.referenced,
+                    &key,
+                    format!("invalid address or network `{text}`"),
+                )
+                .help("write an address such as `10.0.0.7` or a network such as `10.0.0.0/8`"),
+            ),
+        }
+    }
+    if let Some(c) = &file.client_request_id {
+        match ctx.choice(
+            c,
+            "server.client_request_id",
+            "client_request_id",
+            &["replace", "trusted", "keep"],
+        ) {
+            Some("keep") => out.client_request_id = ClientRequestId::Keep,
+            Some("trusted") => out.client_request_id = ClientRequestId::Trusted,
+            Some(_) => out.client_request_id = ClientRequestId::Replace,
+            None => {}
+        }
     }
     out
 }

@@ -451,6 +451,7 @@ fn client_addresses_are_written_as_display_writes_them() {
             Some(ip.parse().unwrap()),
             false,
             HeaderValue::from_static("h.example"),
+            false,
         );
         assert_eq!(r.headers.get("x-forwarded-for").unwrap(), ip);
     }
@@ -468,8 +469,10 @@ fn forwarded_headers_append_and_replace() {
         Some("192.0.2.7".parse().unwrap()),
         true,
         HeaderValue::from_static("api.example.com"),
+        true,
     );
     let get = |n: &str| r.headers.get(n).map(|v| v.to_str().unwrap().to_owned());
+    // From a trusted proxy, its list is kept and the peer appended.
     assert_eq!(
         get("x-forwarded-for").as_deref(),
         Some("10.0.0.1, 192.0.2.7")
@@ -489,7 +492,20 @@ fn forwarded_headers_append_and_replace() {
         Some("192.0.2.7".parse().unwrap()),
         false,
         HeaderValue::from_static("h.example"),
+        true,
     );
+    assert_eq!(r.headers.get("x-forwarded-for").unwrap(), "192.0.2.7");
+
+    // From anyone else, the client's list is replaced by its address.
+    let mut r = req(&[("x-forwarded-for", "10.0.0.1, 1.2.3.4")]);
+    set_forwarded(
+        &mut r,
+        Some("192.0.2.7".parse().unwrap()),
+        false,
+        HeaderValue::from_static("h.example"),
+        false,
+    );
+    assert_eq!(r.headers.get_all("x-forwarded-for").iter().count(), 1);
     assert_eq!(r.headers.get("x-forwarded-for").unwrap(), "192.0.2.7");
 
     let mut r = req(&[("x-forwarded-host", "spoofed")]);
@@ -498,6 +514,7 @@ fn forwarded_headers_append_and_replace() {
         Some("::1".parse().unwrap()),
         false,
         HeaderValue::from_static("h.example"),
+        false,
     );
     assert_eq!(r.headers.get("x-forwarded-for").unwrap(), "::1");
     assert_eq!(r.headers.get("x-forwarded-proto").unwrap(), "http");
