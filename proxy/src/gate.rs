@@ -406,6 +406,8 @@ impl ProxyHttp for Gate {
         upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
         match ctx.upstream.as_ref().and_then(|u| u.host_header.as_deref()) {
             Some(own) => upstream_request.insert_header(http::header::HOST, own)?,
+            // Usually the client's own Host was already canonical: nothing to replace.
+            None if upstream_request.headers.get(http::header::HOST) == Some(&host) => {}
             None => upstream_request.insert_header(http::header::HOST, host)?,
         }
         Ok(())

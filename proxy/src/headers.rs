@@ -159,7 +159,7 @@ pub fn set_forwarded(
     host: HeaderValue,
     trusted_peer: bool,
 ) {
-    if !trusted_peer {
+    if !trusted_peer && req.headers.contains_key("x-forwarded-for") {
         req.remove_header("x-forwarded-for");
     }
     if let Some(ip) = client {

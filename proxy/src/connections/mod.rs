@@ -5,6 +5,7 @@
 //!             │                         the stream is wrapped to record its reads
 //!             ├─ HTTP/2: the preface within header_timeout; idle (no stream) → keepalive_timeout
 //!             ▼
+//!           (HTTP/1.x: a supervisor per connection closes it when a request head is overdue)
 //!           Edge::process_new_http     once per HTTP/1.x request, once per HTTP/2 stream
 //!             HTTP/1.x: the head within header_timeout (a kept-alive connection first waits up
 //!                       to keepalive_timeout for it); body reads and answer writes bounded
@@ -85,14 +86,60 @@ pub fn count(metrics: &Metrics, closure: Closure) {
         .inc();
 }
 
-/// One HTTP/1.x connection, seen from its requests.
+/// One HTTP/1.x connection, seen from its requests and from its supervisor.
+///
+/// A request sets the time its head is due and the gate marks the head read; the connection's
+/// supervisor (one timer per connection, not per request) closes the connection when a head is
+/// due and unread. Times are ms since `start`.
 struct Conn {
     limits: Connections,
-    activity: Arc<Activity>,
+    start: Instant,
     /// Requests started on this connection.
     sessions: AtomicU32,
     /// The current request's head has been read.
     head_read: AtomicBool,
+    /// When the current request's head is due.
+    head_due_ms: AtomicU64,
+}
+
+impl Conn {
+    fn new(limits: Connections) -> Self {
+        let due = millis(limits.header_timeout);
+        Self {
+            limits,
+            start: Instant::now(),
+            sessions: AtomicU32::new(0),
+            head_read: AtomicBool::new(false),
+            head_due_ms: AtomicU64::new(due),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        millis(self.start.elapsed())
+    }
+
+    /// A new request on this connection: its head is due `budget` from now.
+    fn request_started(&self, budget: Duration) {
+        self.head_due_ms
+            .store(self.now_ms().saturating_add(millis(budget)), Ordering::Relaxed);
+        self.head_read.store(false, Ordering::Release);
+    }
+
+    /// `Ok(())` while no head is overdue, else how long until one may be (`Err` when one is).
+    fn next_check(&self) -> Result<Duration, ()> {
+        if self.head_read.load(Ordering::Acquire) {
+            return Ok(self.limits.header_timeout);
+        }
+        let due = self.head_due_ms.load(Ordering::Relaxed);
+        match due.checked_sub(self.now_ms()) {
+            Some(left) if left > 0 => Ok(Duration::from_millis(left)),
+            _ => Err(()),
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// One HTTP/2 stream's request body.
@@ -131,7 +178,7 @@ tokio::task_local! {
 /// the body and send timeouts are set on the session.
 pub fn on_request_head(session: &mut ServerSession) {
     if let Ok(limits) = CONN.try_with(|c| {
-        c.head_read.store(true, Ordering::Relaxed);
+        c.head_read.store(true, Ordering::Release);
         c.limits.clone()
     }) {
         session.set_read_timeout(Some(limits.body_timeout));
@@ -185,31 +232,16 @@ impl Edge {
         if session.get_keepalive().is_some() {
             session.set_keepalive(Some(limits.keepalive_timeout.as_secs().max(1)));
         }
-        conn.head_read.store(false, Ordering::Relaxed);
-        let bytes_before = conn.activity.bytes();
-        let started = Instant::now();
-        let budget = if first {
-            limits.header_timeout
-        } else {
-            limits.keepalive_timeout + limits.header_timeout
-        };
-        let request = self.inner.process_new_http(session, shutdown);
-        tokio::pin!(request);
-        let result = tokio::select! {
-            r = &mut request => r,
-            () = tokio::time::sleep(budget) => {
-                if !conn.head_read.load(Ordering::Relaxed) {
-                    // Dropping the request closes the connection.
-                    count(&self.shared.metrics, Closure::HeaderTimeout);
-                    return None;
-                }
-                request.await
-            }
-        };
+        if !first {
+            // The wait for the next request counts too; the first head is due from the start.
+            conn.request_started(limits.keepalive_timeout + limits.header_timeout);
+        }
+        let started = conn.now_ms();
+        let result = self.inner.process_new_http(session, shutdown).await;
+        // pingora closes a connection with nothing to read for the keep-alive time silently.
         if result.is_none()
-            && !conn.head_read.load(Ordering::Relaxed)
-            && conn.activity.bytes() == bytes_before
-            && started.elapsed() >= limits.keepalive_timeout
+            && !conn.head_read.load(Ordering::Acquire)
+            && conn.now_ms().saturating_sub(started) >= millis(limits.keepalive_timeout)
         {
             count(&self.shared.metrics, Closure::IdleTimeout);
         }
@@ -342,20 +374,24 @@ impl ServerApp for Capped {
         metrics.downstream_open.inc();
         let _open = OpenGuard(metrics);
         let limits = self.shared.state.load().policy.server.connections.clone();
-        let activity = Activity::new();
-        let h2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
-        let stream = Watched::wrap(stream, activity.clone());
-        if !h2 {
-            let conn = Arc::new(Conn {
-                limits,
-                activity,
-                sessions: AtomicU32::new(0),
-                head_read: AtomicBool::new(false),
-            });
-            return CONN
-                .scope(conn, self.edge.process_new(stream, shutdown))
-                .await;
+        if !matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            let conn = Arc::new(Conn::new(limits));
+            let connection = CONN.scope(conn.clone(), self.edge.process_new(stream, shutdown));
+            tokio::pin!(connection);
+            loop {
+                let Ok(wait) = conn.next_check() else {
+                    // Dropping the connection's future closes it.
+                    count(metrics, Closure::HeaderTimeout);
+                    return None;
+                };
+                tokio::select! {
+                    r = &mut connection => return r,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
         }
+        let activity = Activity::new();
+        let stream = Watched::wrap(stream, activity.clone());
         let connection = self.edge.process_new(stream, shutdown);
         tokio::pin!(connection);
         tokio::select! {

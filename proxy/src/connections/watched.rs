@@ -1,6 +1,6 @@
-//! A client stream that records when it was last read from, for the connection bounds that
-//! pingora cannot see: an HTTP/2 client that never sends its preface, and whether a connection
-//! that ended was idle.
+//! An HTTP/2 client stream that records when it was last read from, for the bounds pingora
+//! cannot see: a client that never sends its preface, and whether a connection that ended was
+//! idle. (HTTP/1.x streams are not wrapped: their requests tell the supervisor what it needs.)
 //!
 //! Every pingora transport trait is passed straight through to the wrapped stream.
 
