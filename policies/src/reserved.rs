@@ -6,9 +6,18 @@
 
 /// Client headers that some backends or frameworks treat as overriding the path, the method or
 /// the client's origin: the policy judged none of them, so none is forwarded.
-pub const OVERRIDE_HEADERS: [&str; 14] = [
+pub const OVERRIDE_HEADERS: [&str; 23] = [
     "x-original-url",
+    "x-original-uri",
+    "x-forwarded-uri",
     "x-rewrite-url",
+    "x-original-method",
+    "x-original-host",
+    "x-host",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-url-scheme",
+    "front-end-https",
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
@@ -23,9 +32,14 @@ pub const OVERRIDE_HEADERS: [&str; 14] = [
     "x-forwarded-server",
 ];
 
-/// The forwarding headers poolgate sets itself.
-pub const FORWARDING_HEADERS: [&str; 3] =
-    ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+/// The headers poolgate sets itself: the forwarding headers and the request id. Their `-`
+/// spelling is replaced (or appended to); any spelling with `_` is removed.
+pub const SET_HEADERS: [&str; 4] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    REQUEST_ID,
+];
 
 /// The request id poolgate sets on every forwarded request.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -57,11 +71,11 @@ pub fn owned(name: &str, identity_prefix: &str) -> Option<&'static str> {
         Some("it starts with the identity-header prefix")
     } else if folded_eq(name, REQUEST_ID) {
         Some("poolgate sets the request id")
-    } else if FORWARDING_HEADERS.iter().any(|h| folded_eq(name, h)) {
+    } else if SET_HEADERS.iter().any(|h| folded_eq(name, h)) {
         Some("poolgate sets the forwarding headers")
     } else if OVERRIDE_HEADERS.iter().any(|h| folded_eq(name, h)) {
         Some(
-            "poolgate removes it from every request: backends read it as the path, method or client",
+            "poolgate removes it from every request (backends read it as the path, method, host, scheme or client)",
         )
     } else {
         None

@@ -232,10 +232,12 @@ impl Statement {
     /// A claim variable matches exactly one segment equal to the claim's value. When the value
     /// cannot be a single literal segment (absent, empty, `..`, containing `/`, `*`, `%`…), an
     /// allow statement does not match, and a deny statement treats the variable as `*` — both
-    /// fail closed.
+    /// fail closed. A deny of `GET` also covers `HEAD`: backends answer `HEAD` with their `GET`
+    /// handler.
     pub fn covers(&self, method: &str, path: &str, claims: Option<&dyn Claims>) -> bool {
-        self.methods.contains(method)
-            && self.paths.iter().any(|p| self.path_covers(p, path, claims))
+        let method_covered = self.methods.contains(method)
+            || (self.effect == Effect::Deny && method == "HEAD" && self.methods.contains("GET"));
+        method_covered && self.paths.iter().any(|p| self.path_covers(p, path, claims))
     }
 
     /// Allow statements match exactly. Deny statements cover every spelling a backend could
@@ -350,6 +352,18 @@ mod tests {
             assert!(!allow.covers("GET", path, Some(&c)), "{path}");
         }
         assert!(!deny.covers("DELETE", "/orders/abc/x", Some(&c)));
+    }
+
+    #[test]
+    fn a_deny_of_get_covers_head_and_an_allow_of_get_does_not() {
+        let mut deny = statement(Effect::Deny, "/secret/**");
+        deny.methods = MethodSet::default();
+        assert!(deny.methods.insert("GET"));
+        let mut allow = deny.clone();
+        allow.effect = Effect::Allow;
+        assert!(deny.covers("HEAD", "/secret/x", None));
+        assert!(!deny.covers("POST", "/secret/x", None));
+        assert!(!allow.covers("HEAD", "/secret/x", None));
     }
 
     #[test]

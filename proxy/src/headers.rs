@@ -29,9 +29,7 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 // Header names equal once `_` is read as `-`: many backends (CGI, WSGI, Rack, PHP) map both
 // to `HTTP_X_AUTH_SUB`, so either spelling is the same header. The forwarding headers' `-`
 // spelling is replaced (or appended to); any spelling with `_` is removed.
-use poolgate_policies::reserved::{
-    FORWARDING_HEADERS as SET_HEADERS, OVERRIDE_HEADERS, folded_eq, folded_starts_with,
-};
+use poolgate_policies::reserved::{OVERRIDE_HEADERS, SET_HEADERS, folded_eq, folded_starts_with};
 
 /// Removes every header named `prefix…` in any mix of `-` and `_` (case-insensitive), the
 /// route's claim headers (`(header, claim)` pairs) under the same folding, the

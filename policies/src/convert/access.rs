@@ -9,7 +9,9 @@ use crate::roles::{Effect, Role, RoleMapping, Rule, RuleMatch, RuleOp, Statement
 use serde_saphyr::{Location, Spanned};
 
 /// Headers a route may not set from claims: they frame, route or authenticate the request.
-const RESERVED_HEADERS: [&str; 12] = [
+const RESERVED_HEADERS: [&str; 14] = [
+    "proxy-connection",
+    "expect",
     "host",
     "authorization",
     "connection",
@@ -391,7 +393,10 @@ pub(super) fn route(
         let Some(name) = header_name(ctx, h, &hkey) else {
             continue;
         };
-        if RESERVED_HEADERS.contains(&name.as_str()) {
+        if RESERVED_HEADERS
+            .iter()
+            .any(|r| crate::reserved::folded_eq(&name, r))
+        {
             ctx.push(
                 ctx.diag(&h.referenced, &hkey, format!("header `{name}` cannot be set from a claim"))
                     .help("it carries the request itself (hop-by-hop, framing, routing or credentials): pick another name"),

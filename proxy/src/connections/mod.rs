@@ -120,8 +120,10 @@ impl Conn {
 
     /// A new request on this connection: its head is due `budget` from now.
     fn request_started(&self, budget: Duration) {
-        self.head_due_ms
-            .store(self.now_ms().saturating_add(millis(budget)), Ordering::Relaxed);
+        self.head_due_ms.store(
+            self.now_ms().saturating_add(millis(budget)),
+            Ordering::Relaxed,
+        );
         self.head_read.store(false, Ordering::Release);
     }
 

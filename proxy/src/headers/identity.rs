@@ -291,9 +291,9 @@ impl<'n> Builder<'n> {
     /// A string: as it is when it is header text, else as an RFC 8187 `ext-value`.
     fn text(&mut self, slot: u16, text: &str) -> Result<(), HeaderError> {
         let start = self.buf.len();
-        if text.is_ascii() && !text.starts_with(EXT_VALUE_PREFIX) {
+        if text.is_ascii() && !needs_ext_value(text) {
             self.buf.extend_from_slice(text.as_bytes());
-        } else if text.chars().any(char::is_control) {
+        } else if text.chars().any(|c| c.is_control() && c != '\t') {
             return Err(self.refused(slot));
         } else {
             self.buf.extend_from_slice(EXT_VALUE_PREFIX.as_bytes());
@@ -364,6 +364,32 @@ fn json_string(buf: &mut Vec<u8>, text: &str) {
 
 /// The marker of an RFC 8187 `ext-value` in UTF-8 (no language tag).
 const EXT_VALUE_PREFIX: &str = "UTF-8''";
+
+/// Whether an ASCII string must still be sent as an ext-value, so that a decoder cannot read
+/// it as something else: it looks like an ext-value itself (`charset'language'…` in any case,
+/// `utf-8''%61dmin` or `ISO-8859-1'en'x`), or it has white space at either end, which header
+/// parsers trim (`" admin"` would arrive as `admin`).
+fn needs_ext_value(text: &str) -> bool {
+    let b = text.as_bytes();
+    let edge_space = |c: Option<&u8>| matches!(c, Some(b' ' | b'\t'));
+    if edge_space(b.first()) || edge_space(b.last()) {
+        return true;
+    }
+    // RFC 8187: charset (mime-charsetc+), `'`, an optional language tag, `'`.
+    let charset_len = b
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || b"!#$%&+-^_`{}~".contains(c))
+        .count();
+    if charset_len == 0 || b.get(charset_len) != Some(&b'\'') {
+        return false;
+    }
+    let rest = b.get(charset_len + 1..).unwrap_or_default();
+    let lang_len = rest
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'-')
+        .count();
+    rest.get(lang_len) == Some(&b'\'')
+}
 
 /// Everything but RFC 8187's `attr-char` is percent-encoded.
 const NOT_ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC

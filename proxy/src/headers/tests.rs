@@ -67,6 +67,22 @@ fn claim_headers_and_override_headers_are_stripped_in_every_spelling() {
     ]);
     assert_eq!(strip_identity_headers(&mut r, "x-auth-", &[]), 8);
     assert_eq!(names(&r), vec!["x-forwarded-for"]);
+    // The request id's `_` spelling, and the host, scheme and URI overrides some frameworks read.
+    let mut r = req(&[
+        ("x-request-id", "kept-for-now"),
+        ("x_request_id", "attacker"),
+        ("X-Original-Host", "admin.example.com"),
+        ("x-host", "admin.example.com"),
+        ("X-Forwarded-Scheme", "https"),
+        ("x-forwarded-ssl", "on"),
+        ("X-Original-URI", "/admin"),
+        ("x_forwarded_uri", "/admin"),
+        ("X-Original-Method", "DELETE"),
+        ("front-end-https", "on"),
+        ("x-url-scheme", "https"),
+    ]);
+    assert_eq!(strip_identity_headers(&mut r, "x-auth-", &[]), 10);
+    assert_eq!(names(&r), vec!["x-request-id"]);
 }
 
 fn view<'a>(
@@ -270,6 +286,21 @@ fn non_ascii_strings_are_sent_as_rfc_8187_ext_values() {
     // prefix always means "decode me".
     assert_eq!(string_claim("plain-name_1").unwrap(), "plain-name_1");
     assert_eq!(string_claim("UTF-8''x").unwrap(), "UTF-8''UTF-8%27%27x");
+    // Whatever an RFC 8187 decoder would take for an ext-value is encoded too (any charset,
+    // any case, with a language tag), and so is white space that header parsers trim.
+    for (sent, want) in [
+        ("utf-8''%61dmin", "UTF-8''utf-8%27%27%2561dmin"),
+        ("UTF-8'en'%61dmin", "UTF-8''UTF-8%27en%27%2561dmin"),
+        ("ISO-8859-1''%61dmin", "UTF-8''ISO-8859-1%27%27%2561dmin"),
+        ("a'b'", "UTF-8''a%27b%27"),
+        (" admin", "UTF-8''%20admin"),
+        ("admin\t", "UTF-8''admin%09"),
+    ] {
+        assert_eq!(string_claim(sent).unwrap(), want, "{sent:?}");
+    }
+    for plain in ["O'Brien", "it's", "a b", "'x'"] {
+        assert_eq!(string_claim(plain).unwrap(), plain);
+    }
     // Control characters are still refused, encoded or not.
     assert!(string_claim("jos\u{e9}\r\nx-auth-sub: root").is_err());
     assert!(string_claim("nul\0").is_err());
