@@ -40,6 +40,7 @@ pub use authority::{Authority, AuthorityError};
 pub use decide::{Claims, Decision, Principal, Reason, StatementRef};
 pub use diag::{Diagnostic, Diagnostics, Span};
 pub use duration::parse_duration;
+pub use load::content_hash;
 pub use matcher::RouteMatch;
 pub use method::MethodSet;
 pub use model::{
@@ -74,6 +75,8 @@ pub struct Config {
     pub files: Vec<PathBuf>,
     /// Advice on a policy that loads (`poolgate check` prints it; nothing refuses it).
     pub warnings: Diagnostics,
+    /// Each file read, with the [`content_hash`] of the bytes read (main first).
+    pub read: Vec<(PathBuf, u64)>,
     matcher: matcher::Matcher,
 }
 
@@ -106,6 +109,7 @@ impl Config {
             server,
             files: files.into_iter().map(PathBuf::from).collect(),
             warnings: Diagnostics::default(),
+            read: Vec::new(),
             matcher,
         }
     }

@@ -168,6 +168,16 @@ fn parse<T: DeserializeOwned>(
     None
 }
 
+/// A hash of a policy file's bytes: [`Config::read`] records one for each file a load read,
+/// so a watcher can tell whether the files on disk are still the ones in force. It detects
+/// change, not tampering.
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
+    let mut h = DefaultHasher::new();
+    h.write(bytes);
+    h.finish()
+}
+
 /// Parses `text` (named `file`), reads its includes, validates and compiles.
 pub(crate) fn load_text(
     file: &str,
@@ -183,6 +193,7 @@ pub(crate) fn load_text(
     };
     let mut parts = Vec::new();
     let mut seen: Vec<PathBuf> = Vec::new();
+    let mut read_hashes = vec![(PathBuf::from(file), content_hash(text.as_bytes()))];
     for (i, inc) in main.include.iter().enumerate() {
         let key = format!("include[{i}]");
         let mut ctx = Ctx::new(Diagnostics::new(), env);
@@ -221,19 +232,22 @@ pub(crate) fn load_text(
         let Some(inc_text) = read(&path, &mut diags, Some((span, &key))) else {
             continue;
         };
+        read_hashes.push((path.clone(), content_hash(inc_text.as_bytes())));
         let inc_file = path.display().to_string();
         if let Some(parsed) = parse(&inc_file, &inc_text, &mut diags, true) {
             parts.push((inc_file, parsed));
         }
     }
     let ctx = Ctx::new(diags, env);
-    convert(
+    let mut config = convert(
         Parts {
             main: (file.to_owned(), main),
             includes: parts,
         },
         ctx,
-    )
+    )?;
+    config.read = read_hashes;
+    Ok(config)
 }
 
 /// Reads a policy file from disk.

@@ -6,7 +6,6 @@
 //! edit within the file system's timestamp granularity. It detects change, not tampering:
 //! whoever can write the policy file decides the policy anyway.
 
-use std::hash::{DefaultHasher, Hasher};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -25,13 +24,11 @@ impl FileState {
     pub fn read(path: &Path) -> Option<Self> {
         let meta = std::fs::metadata(path).ok()?;
         let bytes = std::fs::read(path).ok()?;
-        let mut h = DefaultHasher::new();
-        h.write(&bytes);
         Some(Self {
             modified: meta.modified().ok(),
             len: meta.len(),
             inode: (meta.dev(), meta.ino()),
-            content: h.finish(),
+            content: poolgate_policies::content_hash(&bytes),
         })
     }
 }
@@ -68,6 +65,34 @@ impl Snapshot {
             }
         }
         self
+    }
+
+    /// Whether every file a load read (`(path, content hash)`) is in this snapshot with the
+    /// same content: the load read exactly what this snapshot saw.
+    pub fn holds(&self, read: &[(PathBuf, u64)]) -> bool {
+        read.iter().all(|(path, hash)| {
+            self.0
+                .iter()
+                .any(|(p, s)| p == path && s.as_ref().is_some_and(|s| s.content == *hash))
+        })
+    }
+
+    /// The entries of `files` only, in that order (a file not covered is read now).
+    pub fn restricted(&self, files: &[PathBuf]) -> Self {
+        Self(
+            files
+                .iter()
+                .map(|f| match self.0.iter().find(|(p, _)| p == f) {
+                    Some(entry) => entry.clone(),
+                    None => (f.clone(), FileState::read(f)),
+                })
+                .collect(),
+        )
+    }
+
+    /// The files covered.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.0.iter().map(|(p, _)| p.clone()).collect()
     }
 }
 

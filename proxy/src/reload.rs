@@ -10,8 +10,14 @@
 //! 1. it records each file's state (time, size, inode, content hash; through symlinks) before
 //!    reading;
 //! 2. it loads only once that state has held for a settle time;
-//! 3. after the reload (which can wait seconds for a new issuer's keys) it compares the files
-//!    with what it recorded, and goes round again if they changed meanwhile.
+//! 3. the load must have read exactly those bytes (the policy records a hash of every file it
+//!    read, includes too): a file that changed, or an include not yet watched, sends the watcher
+//!    round again, now watching it too;
+//! 4. just before the swap (which can wait seconds for a new issuer's keys) the files are
+//!    compared with what was read once more; if one changed, nothing is swapped and the
+//!    watcher goes round again;
+//! 5. at start it compares the files with what the running policy was built from, so a write
+//!    that completed while poolgate started is loaded too.
 //!
 //! An in-place write that pauses longer than the settle time can still be read half-written:
 //! a policy is written safely by writing another file and `rename`-ing it over the old one.
@@ -38,6 +44,13 @@ pub enum ReloadError {
     Verifier(#[from] verifier::VerifierError),
     #[error(transparent)]
     State(#[from] crate::gate::StateError),
+    /// A file changed between the settled state and the swap (or a new include appeared): the
+    /// load is dropped and made again once the files have settled (not a failed reload).
+    #[error("a policy file changed while it was being loaded")]
+    Changed {
+        /// Every file the dropped load read.
+        files: Vec<PathBuf>,
+    },
 }
 
 /// How long a reload waits for a new verifier's first keys before swapping it in.
@@ -45,11 +58,31 @@ const NEW_VERIFIER_READY_WAIT: Duration = Duration::from_secs(5);
 
 /// Loads `path` and swaps it in. Must run on a tokio runtime (a new authorizer is started).
 pub async fn reload(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
-    let result = try_reload(shared, path).await;
-    let label = if result.is_ok() { "success" } else { "failure" };
-    shared.metrics.reloads.with_label_values(&[label]).inc();
+    reload_expecting(shared, path, None).await.map(|_| ())
+}
+
+/// [`reload`], swapping only if every file read is as `settled` saw it, and still so just
+/// before the swap; returns the files' state then.
+async fn reload_expecting(
+    shared: &Shared,
+    path: &Path,
+    settled: Option<&Snapshot>,
+) -> Result<Snapshot, ReloadError> {
+    let result = try_reload(shared, path, settled).await;
+    let label = match &result {
+        Ok(_) => Some("success"),
+        Err(ReloadError::Changed { .. }) => None,
+        Err(_) => Some("failure"),
+    };
+    if let Some(label) = label {
+        shared.metrics.reloads.with_label_values(&[label]).inc();
+    }
     match &result {
-        Ok(()) => log::warn!("reloaded {}", path.display()),
+        Ok(_) => log::warn!("reloaded {}", path.display()),
+        Err(ReloadError::Changed { .. }) => log::warn!(
+            "{} or an include changed while it was being loaded: loading it again once it settles",
+            path.display()
+        ),
         Err(e) => log::error!(
             "reload of {} refused, keeping the running configuration:\n{e}",
             path.display()
@@ -58,8 +91,21 @@ pub async fn reload(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
     result
 }
 
-async fn try_reload(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
+fn changed(policy: &poolgate_policies::Config) -> ReloadError {
+    ReloadError::Changed {
+        files: policy.read.iter().map(|(p, _)| p.clone()).collect(),
+    }
+}
+
+async fn try_reload(
+    shared: &Shared,
+    path: &Path,
+    settled: Option<&Snapshot>,
+) -> Result<Snapshot, ReloadError> {
     let policy = Arc::new(poolgate_policies::load(path).map_err(ReloadError::Invalid)?);
+    if settled.is_some_and(|s| !s.holds(&policy.read)) {
+        return Err(changed(&policy));
+    }
     if !policy.warnings.is_empty() {
         log::warn!("{}", policy.warnings);
     }
@@ -103,12 +149,21 @@ async fn try_reload(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
             );
         }
     }
+    // The last look before the swap: what was read must still be what is there.
+    let files: Vec<PathBuf> = policy.read.iter().map(|(p, _)| p.clone()).collect();
+    let now = Snapshot::of(&files);
+    if !now.holds(&policy.read) {
+        if replaced && let Some(v) = &new_verifier {
+            v.stop();
+        }
+        return Err(changed(&policy));
+    }
     shared.state.store(Arc::new(state));
     if replaced && let Some(v) = old_verifier {
         v.stop();
     }
     shared.metrics.config_loaded.set(unix_now());
-    Ok(())
+    Ok(now)
 }
 
 fn old_listeners(old: &GateState) -> impl Iterator<Item = std::net::SocketAddr> + '_ {
@@ -145,10 +200,10 @@ impl Reloader {
         f
     }
 
-    /// Waits until the files have not changed for the settle time; returns their state then
-    /// (`None` on shutdown).
-    async fn settled(&self, shutdown: &mut ShutdownWatch) -> Option<Snapshot> {
-        let mut last = Snapshot::of(&self.files());
+    /// Waits until the files (and `extra`) have not changed for the settle time; returns their
+    /// state then (`None` on shutdown).
+    async fn settled(&self, extra: &[PathBuf], shutdown: &mut ShutdownWatch) -> Option<Snapshot> {
+        let mut last = Snapshot::of(&self.files()).extended(extra);
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return None,
@@ -168,8 +223,10 @@ impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut seen = Snapshot::of(&self.files());
-        // A change seen after a reload started: go round again without waiting for a poll.
-        let mut pending = false;
+        // The files may have changed between the start-up load and now.
+        let mut pending = !seen.holds(&self.shared.state.load().policy.read);
+        // Files a dropped load read that the running policy does not name (a new include).
+        let mut extra: Vec<PathBuf> = Vec::new();
         loop {
             if !pending {
                 let signalled = async {
@@ -189,17 +246,25 @@ impl BackgroundService for Reloader {
                     continue;
                 }
             }
-            let Some(read) = self.settled(&mut shutdown).await else {
+            let Some(settled) = self.settled(&extra, &mut shutdown).await else {
                 return;
             };
             // Errors are logged and counted inside; the old state keeps serving.
-            let _ = reload(&self.shared, &self.path).await;
-            pending = read.again() != read;
-            if pending {
-                log::warn!("a policy file changed while it was being loaded: loading it again");
+            match reload_expecting(&self.shared, &self.path, Some(&settled)).await {
+                Ok(loaded) => {
+                    (seen, pending) = (loaded, false);
+                    extra.clear();
+                }
+                Err(ReloadError::Changed { files }) => {
+                    pending = true;
+                    extra = files;
+                }
+                Err(_) => {
+                    // What was read, for the files the running policy watches.
+                    (seen, pending) = (settled.restricted(&self.files()), false);
+                    extra.clear();
+                }
             }
-            // What was read, not what is there now; files a new include names are read now.
-            seen = read.extended(&self.files());
         }
     }
 }

@@ -199,3 +199,84 @@ async fn a_symlink_swapped_to_a_same_time_same_size_file_is_reloaded() {
     assert_eq!(get(proxy.addr, "/v1/x", &[]).await.status, 404);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A new main file names an include that is still being written, and brings an issuer that
+/// holds the reload: the include's prefix is never served, and its completed version is loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_include_completed_during_a_reload_is_loaded_and_its_prefix_never_served() {
+    let issuer = TestIssuer::start().await.unwrap();
+    issuer.set_behaviour(Behaviour::Hang);
+    let be = EchoBackend::start("app");
+    let dir = temp_dir("include");
+    let path = dir.join("policy.yaml");
+    std::fs::write(&path, initial(&be.target())).unwrap();
+    let proxy = start(&path);
+    // The include: a route and a role, the role's deny list last.
+    let part_head = "routes:\n  - name: all\n    match: { path: \"/**\" }\n    upstream: app\nroles:\n  \
+         visitor:\n    allow: [ { methods: [GET], paths: [\"/**\"] } ]\n";
+    let part_tail = "    deny: [ { methods: [\"*\"], paths: [\"/secret/**\"] } ]\n";
+    let main = format!(
+        "version: 1\ninclude: [part.yaml]\nissuers:\n  slow:\n    issuer: \"http://127.0.0.1:1/slow\"\n    \
+         jwks_url: \"{}\"\nupstreams:\n  app:\n    targets: [\"{}\"]\nrole_mapping:\n  guest: [visitor]\n",
+        issuer.jwks_url,
+        be.target()
+    );
+    let mut part = std::fs::File::create(dir.join("part.yaml")).unwrap();
+    part.write_all(part_head.as_bytes()).unwrap();
+    part.flush().unwrap();
+    let tmp = dir.join("policy.yaml.tmp");
+    std::fs::write(&tmp, &main).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch_secret(&proxy, stop.clone());
+    // Settled and loading: the reload now waits for the slow issuer; the include completes.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    part.write_all(part_tail.as_bytes()).unwrap();
+    drop(part);
+    let whole = until_status(&proxy, "/secret/x", 401, Duration::from_secs(25)).await;
+    assert!(whole, "the completed include never came into force");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (leaked, asked) = watcher.await.unwrap();
+    assert!(asked > 50, "too few probes to mean anything: {asked}");
+    assert_eq!(
+        leaked, 0,
+        "the half-written include served /secret/x {leaked} times"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The file is completed between the start-up load and the watcher's start: it is loaded.
+#[tokio::test]
+async fn a_write_that_completes_during_start_up_is_loaded() {
+    let be = EchoBackend::start("app");
+    let dir = temp_dir("startup");
+    let path = dir.join("policy.yaml");
+    let (head, tail) = guarded(&be.target(), "http://127.0.0.1:1/jwks");
+    let head = head.replace("issuers:\n  slow:\n    issuer: \"http://127.0.0.1:1/slow\"\n    jwks_url: \"http://127.0.0.1:1/jwks\"\n", "");
+    std::fs::write(&path, &head).unwrap();
+    let policy = poolgate_policies::load(&path).unwrap();
+    // The rest of the file lands after the policy was read, before the watcher runs.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(tail.as_bytes()).unwrap();
+    drop(f);
+    let cfg = poolgate_proxy::convert::proxy_config(Arc::new(policy));
+    let proxy = Proxy::start_with(
+        cfg,
+        StartOptions {
+            reload_from: Some(path.clone()),
+            reload_poll: Some(Duration::from_millis(50)),
+            reload_settle: Some(Duration::from_millis(200)),
+            ..StartOptions::default()
+        },
+    );
+    assert!(
+        until_status(&proxy, "/secret/x", 401, Duration::from_secs(10)).await,
+        "the file completed at start-up was never loaded"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
