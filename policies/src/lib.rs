@@ -35,6 +35,7 @@ pub mod pattern;
 pub mod reserved;
 pub mod roles;
 mod shape_errors;
+pub mod spelling;
 
 pub use authority::{Authority, AuthorityError};
 pub use decide::{Claims, Decision, Principal, Reason, StatementRef};
@@ -156,6 +157,26 @@ impl Config {
         path: &'p str,
     ) -> Option<RouteMatch<'c, 'p>> {
         self.matcher.find(&self.routes, host.host(), method, path)
+    }
+
+    /// A route more specific than the matched one (or the route matched at all) that another
+    /// spelling of `path` reaches ([`spelling::folded`]: letter case, a dropped suffix): a
+    /// backend may serve the request as that route's resource, which this route did not
+    /// judge, so the proxy refuses it.
+    pub fn shadowing_route(
+        &self,
+        host: &Authority<'_>,
+        method: &str,
+        path: &str,
+        matched: &RouteMatch<'_, '_>,
+    ) -> Option<&Route> {
+        let folded = spelling::folded(path)?;
+        let other = self
+            .matcher
+            .find(&self.routes, host.host(), method, &folded)?;
+        let key = |r: &Route| (r.host.rank(), r.path.specificity(), !r.methods.is_any());
+        (other.index != matched.index && key(other.route) > key(matched.route))
+            .then_some(other.route)
     }
 
     /// Decides for a matched route; `principal` is `None` when the request has no token.

@@ -15,6 +15,7 @@
 use crate::decide::{Claims, Principal};
 use crate::method::MethodSet;
 use crate::pattern::{PathPattern, Seg, request_segments};
+use crate::spelling::deny_covers;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -205,25 +206,6 @@ fn claim_segment<'c>(
 ) -> Option<std::borrow::Cow<'c, str>> {
     let v = scalar_text(claims?.claim(name)?)?;
     safe_segment(&v).then_some(v)
-}
-
-/// Whether a deny statement's literal segment `want` covers the request segment `got`.
-///
-/// Backends read one name in many spellings: any ASCII letter case (IIS, case-insensitive
-/// file systems, many routers), trailing dots and spaces dropped (IIS and Windows:
-/// `secret.`, `secret%20`), an extension taken off (Spring's suffix matching, Rails formats:
-/// `secret.json`), path parameters or an NTFS stream cut off (`secret%3Bjsessionid=1`,
-/// `secret::$DATA`). So `want` covers `got` when `got` starts with `want` in any letter case
-/// and either ends there or goes on with `.`, `%` (an encoded character: space, `;`, …), `:`
-/// or `+` (a space in form encoding).
-pub fn deny_covers(want: &str, got: &str) -> bool {
-    got.as_bytes()
-        .get(..want.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(want.as_bytes()))
-        && matches!(
-            got.as_bytes().get(want.len()),
-            None | Some(b'.' | b'%' | b':' | b'+')
-        )
 }
 
 impl Statement {

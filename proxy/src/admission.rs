@@ -150,6 +150,12 @@ pub(crate) async fn admit(
     };
     let route = m.route;
     *matched = Some(m.index);
+    // Another spelling of the path would have been judged by a more specific route.
+    if policy.shadowing_route(&host, method, &path, &m).is_some() {
+        return Err(Denial::BadRequest {
+            reason: "path_ambiguous",
+        });
+    }
     let origin = header_str("origin");
     if let (Some(acrm), Some(c)) = (preflight_method, &route.cors) {
         let answer = cors::preflight(

@@ -80,6 +80,11 @@ pub fn explain(
     let Some(m) = policy.match_route(&host, method, &path) else {
         return json!({"path": path, "allowed": false, "status": 404, "reason": "no_route"});
     };
+    if let Some(other) = policy.shadowing_route(&host, method, &path, &m) {
+        return json!({"path": path, "allowed": false, "status": 400, "reason": "path_ambiguous",
+                      "route": m.route.name,
+                      "detail": format!("another spelling of this path is judged by route `{}`", other.name)});
+    }
     let route = m.route;
     let groups = strings(claims.and_then(|c| c.get("cognito:groups")));
     let scopes = strings(claims.and_then(|c| c.get("scope")));

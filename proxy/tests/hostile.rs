@@ -87,6 +87,52 @@ async fn a_deny_covers_suffixes_backends_drop() {
     assert_eq!(get(proxy.addr, "/administrator", &[]).await.status, 200);
 }
 
+/// Another spelling of a path that a more specific route judges never falls to a looser route:
+/// `/ADMIN/x` or `/admin.json/x` is not served by the public catch-all.
+#[tokio::test]
+async fn a_path_spelled_to_miss_its_route_is_refused_not_served_by_a_looser_one() {
+    let be = EchoBackend::start("a");
+    let yaml = format!(
+        r#"version: 1
+issuers:
+  test:
+    issuer: "http://127.0.0.1:1/pool"
+    jwks_url: "http://127.0.0.1:1/pool/.well-known/jwks.json"
+upstreams:
+  app:
+    targets: ["{}"]
+routes:
+  - name: admin
+    match: {{ path: "/admin/**" }}
+    upstream: app
+    auth: {{ issuer: test }}
+  - name: all
+    match: {{ path: "/**" }}
+    upstream: app
+    public: true
+"#,
+        be.target()
+    );
+    let proxy = Proxy::start(policy_config(&yaml));
+    assert_eq!(get(proxy.addr, "/admin/x", &[]).await.status, 401);
+    for path in [
+        "/ADMIN/x",
+        "/Admin",
+        "/admin.json/x",
+        "/admin%20/x",
+        "/admin./x",
+        "/admin::$DATA",
+    ] {
+        let r = get(proxy.addr, path, &[]).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert_eq!(r.json()["reason"], "path_ambiguous", "{path}");
+    }
+    assert_eq!(be.count(), 0, "a spelling of /admin reached the backend");
+    for path in ["/administrator", "/static/App.JS", "/x.json", "/"] {
+        assert_eq!(get(proxy.addr, path, &[]).await.status, 200, "{path}");
+    }
+}
+
 #[tokio::test]
 async fn target_that_is_not_origin_form_is_refused() {
     let be = EchoBackend::start("a");
