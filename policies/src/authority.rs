@@ -134,28 +134,45 @@ fn parse_port(text: &str) -> Result<u16, AuthorityError> {
     text.parse().map_err(|_| AuthorityError::BadPort)
 }
 
-/// A name (or dotted-decimal IPv4), lower-cased, without its trailing dot.
+/// A name (or dotted-decimal IPv4), lower-cased, without its trailing dot. One pass over the
+/// bytes: this runs on every request.
 fn name(text: &str) -> Result<(Cow<'_, str>, bool), AuthorityError> {
     let trimmed = text.strip_suffix('.').unwrap_or(text);
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= MAX_LABEL
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    if trimmed.is_empty() || trimmed.len() > MAX_NAME || !trimmed.split('.').all(label_ok) {
+    if trimmed.is_empty() || trimmed.len() > MAX_NAME {
         return Err(AuthorityError::BadHost);
     }
-    let last = trimmed.rsplit('.').next().unwrap_or(trimmed);
-    if last.bytes().all(|b| b.is_ascii_digit()) && trimmed.parse::<Ipv4Addr>().is_err() {
+    let (mut label_len, mut last_all_digits, mut upper) = (0usize, true, false);
+    for b in trimmed.bytes() {
+        match b {
+            b'.' => {
+                if label_len == 0 {
+                    return Err(AuthorityError::BadHost);
+                }
+                (label_len, last_all_digits) = (0, true);
+                continue;
+            }
+            b'0'..=b'9' => {}
+            b'a'..=b'z' | b'-' | b'_' => last_all_digits = false,
+            b'A'..=b'Z' => (last_all_digits, upper) = (false, true),
+            _ => return Err(AuthorityError::BadHost),
+        }
+        label_len += 1;
+        if label_len > MAX_LABEL {
+            return Err(AuthorityError::BadHost);
+        }
+    }
+    if label_len == 0 {
         return Err(AuthorityError::BadHost);
     }
-    let lower = trimmed.bytes().all(|b| !b.is_ascii_uppercase());
-    let canonical = lower && trimmed.len() == text.len();
-    Ok(if lower {
-        (Cow::Borrowed(trimmed), canonical)
-    } else {
+    // A name ending in a numeric label can only be an IPv4 address, in its one strict form.
+    if last_all_digits && trimmed.parse::<Ipv4Addr>().is_err() {
+        return Err(AuthorityError::BadHost);
+    }
+    let canonical = !upper && trimmed.len() == text.len();
+    Ok(if upper {
         (Cow::Owned(trimmed.to_ascii_lowercase()), false)
+    } else {
+        (Cow::Borrowed(trimmed), canonical)
     })
 }
 

@@ -31,7 +31,7 @@ pub fn deny_covers(want: &str, got: &str) -> bool {
 pub fn folded(path: &str) -> Option<String> {
     if !path
         .bytes()
-        .any(|b| b.is_ascii_uppercase() || NAME_ENDS.contains(&b))
+        .any(|b| matches!(b, b'A'..=b'Z' | b'.' | b'%' | b':' | b'+'))
     {
         return None;
     }

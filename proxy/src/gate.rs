@@ -261,7 +261,7 @@ impl ProxyHttp for Gate {
         };
         let req = session.req_header();
         ctx.request_id = if keep_id {
-            headers::request_id(req.headers.get(headers::REQUEST_ID))
+            headers::request_id(req.headers.get(&headers::REQUEST_ID_NAME))
         } else {
             headers::new_request_id()
         };
@@ -511,6 +511,7 @@ impl ProxyHttp for Gate {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        connections::on_request_done();
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())

@@ -23,6 +23,12 @@ use pingora::http::RequestHeader;
 /// Name of the request-id header, kept from the client when well formed.
 pub const REQUEST_ID: &str = poolgate_policies::reserved::REQUEST_ID;
 
+/// Parsed names for lookups (by `&str` the name is parsed on every call). pingora's
+/// `insert_header` takes the `&'static str`: from a `HeaderName` it would build a title-cased
+/// copy.
+pub const REQUEST_ID_NAME: HeaderName = HeaderName::from_static(REQUEST_ID);
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// Longest client-sent request id that is kept as is.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
@@ -157,11 +163,11 @@ pub fn set_forwarded(
     host: HeaderValue,
     trusted_peer: bool,
 ) {
-    if !trusted_peer && req.headers.contains_key("x-forwarded-for") {
-        req.remove_header("x-forwarded-for");
+    if !trusted_peer && req.headers.contains_key(&X_FORWARDED_FOR) {
+        req.remove_header(&X_FORWARDED_FOR);
     }
     if let Some(ip) = client {
-        let prior = req.headers.get_all("x-forwarded-for");
+        let prior = req.headers.get_all(&X_FORWARDED_FOR);
         let prior: Vec<&str> = prior.iter().filter_map(|v| v.to_str().ok()).collect();
         let xff = if prior.is_empty() {
             ip_value(ip)

@@ -1,31 +1,34 @@
 //! Bounds on client connections, around pingora's HTTP proxy app (`server.connections`):
 //!
 //! ```text
-//! accept ─▶ Capped::process_new        a slot of `max` (else 503 connection_limit, closed)
-//!             │                         the stream is wrapped to record its reads
-//!             ├─ HTTP/2: the preface within header_timeout; idle (no stream) → keepalive_timeout
-//!             ▼
-//!           (HTTP/1.x: a supervisor per connection closes it when a request head is overdue)
-//!           Edge::process_new_http     once per HTTP/1.x request, once per HTTP/2 stream
-//!             HTTP/1.x: the head within header_timeout (a kept-alive connection first waits up
-//!                       to keepalive_timeout for it); body reads and answer writes bounded
-//!                       per read/write by body_timeout and send_timeout (pingora's own timers)
-//!             HTTP/2:   a stalled request body → stream reset after body_timeout
-//!             ▼
-//!           pingora's HttpProxy<Gate>
+//! accept ─▶ Capped::process_new       a slot of `max` (else 503 connection_limit, closed);
+//!             │                        the stream is wrapped to count what is read from it
+//!             ├─ HTTP/1.x ─▶ pingora's HttpProxy<Gate>, and beside it one supervisor timer per
+//!             │              connection: nothing read for keepalive_timeout after a request
+//!             │              (idle_timeout), or a head not complete within header_timeout
+//!             │              (+ keepalive_timeout on a kept-alive connection) → closed.
+//!             │              Body reads and answer writes: pingora's own per-read/write timers
+//!             │              (body_timeout → 408, send_timeout)
+//!             └─ HTTP/2  ─▶ the preface within header_timeout; idle (no open stream) for
+//!                           keepalive_timeout → closed (pingora's h2_idle_timeout);
+//!                           Edge::process_new_http per stream: a stalled body → stream reset
 //! ```
+//!
+//! Their timers are pingora's shared ones (`pingora::time::sleep`, 10 ms ticks, armed by a
+//! thread of its own): a tokio timer would make every worker park with a timeout, which costs
+//! more per request than the bounds themselves. No wrapper runs per HTTP/1.x request.
 //!
 //! pingora 0.9 bounds none of these by itself (its keep-alive wait and head reads are per read
 //! call and unbounded between requests; HTTP/2 body reads have no timer) and runs no hook
-//! before a head is read, so the bounds live in these two wrappers. The gate tells them when a
-//! head has been read ([`on_request_head`]) and when body data arrives ([`on_body`]), through
-//! task-locals of the connection (HTTP/1.x) or stream (HTTP/2) task. Every closure is counted in
+//! before a head is read. The gate tells these wrappers what it sees, through task-locals of
+//! the connection (HTTP/1.x) or stream (HTTP/2) task: a head read ([`on_request_head`]), a
+//! request over ([`on_request_done`]), body data ([`on_body`]). Every closure is counted in
 //! `poolgate_downstream_closed_total{reason}`.
 
 mod watched;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -88,29 +91,34 @@ pub fn count(metrics: &Metrics, closure: Closure) {
 
 /// One HTTP/1.x connection, seen from its requests and from its supervisor.
 ///
-/// A request sets the time its head is due and the gate marks the head read; the connection's
-/// supervisor (one timer per connection, not per request) closes the connection when a head is
-/// due and unread. Times are ms since `start`.
+/// The gate marks each request's head read, and its end (the wait for the next one starts); the connection's
+/// supervisor (one timer per connection, not per request or per read) closes the connection
+/// when the client sent nothing for `keepalive_timeout` after a request, or a head is not
+/// complete in time. Times are ms since `start`.
 struct Conn {
     limits: Connections,
     start: Instant,
-    /// Requests started on this connection.
-    sessions: AtomicU32,
+    activity: Arc<Activity>,
     /// The current request's head has been read.
     head_read: AtomicBool,
-    /// When the current request's head is due.
-    head_due_ms: AtomicU64,
+    /// When the current request started waiting for its head.
+    started_ms: AtomicU64,
+    /// Bytes read from the client when it did (for a kept-alive connection: still idle?).
+    bytes_at_start: AtomicU64,
+    /// Whether the idle rule applies (not to the first request of a connection).
+    kept_alive: AtomicBool,
 }
 
 impl Conn {
-    fn new(limits: Connections) -> Self {
-        let due = millis(limits.header_timeout);
+    fn new(limits: Connections, activity: Arc<Activity>) -> Self {
         Self {
             limits,
             start: Instant::now(),
-            sessions: AtomicU32::new(0),
+            activity,
             head_read: AtomicBool::new(false),
-            head_due_ms: AtomicU64::new(due),
+            started_ms: AtomicU64::new(0),
+            bytes_at_start: AtomicU64::new(0),
+            kept_alive: AtomicBool::new(false),
         }
     }
 
@@ -118,25 +126,41 @@ impl Conn {
         millis(self.start.elapsed())
     }
 
-    /// A new request on this connection: its head is due `budget` from now.
-    fn request_started(&self, budget: Duration) {
-        self.head_due_ms.store(
-            self.now_ms().saturating_add(millis(budget)),
-            Ordering::Relaxed,
-        );
+    /// A request ended: the next one on this kept-alive connection is waited for from now.
+    fn request_finished(&self) {
+        self.started_ms.store(self.now_ms(), Ordering::Relaxed);
+        self.bytes_at_start
+            .store(self.activity.bytes(), Ordering::Relaxed);
+        self.kept_alive.store(true, Ordering::Relaxed);
         self.head_read.store(false, Ordering::Release);
     }
 
-    /// `Ok(())` while no head is overdue, else how long until one may be (`Err` when one is).
-    fn next_check(&self) -> Result<Duration, ()> {
+    /// How long the supervisor may sleep, or why the connection must be closed now: idle for
+    /// `keepalive_timeout` after a request, or a head not read within `header_timeout` (on a
+    /// kept-alive connection: `keepalive_timeout` + `header_timeout` after the last request).
+    fn next_check(&self) -> Result<Duration, Closure> {
         if self.head_read.load(Ordering::Acquire) {
             return Ok(self.limits.header_timeout);
         }
-        let due = self.head_due_ms.load(Ordering::Relaxed);
-        match due.checked_sub(self.now_ms()) {
-            Some(left) if left > 0 => Ok(Duration::from_millis(left)),
-            _ => Err(()),
+        let kept_alive = self.kept_alive.load(Ordering::Relaxed);
+        let elapsed = self
+            .now_ms()
+            .saturating_sub(self.started_ms.load(Ordering::Relaxed));
+        let idle_limit = millis(self.limits.keepalive_timeout);
+        let head_limit = millis(self.limits.header_timeout)
+            .saturating_add(if kept_alive { idle_limit } else { 0 });
+        if elapsed >= head_limit {
+            return Err(Closure::HeaderTimeout);
         }
+        if kept_alive && elapsed < idle_limit {
+            return Ok(Duration::from_millis(idle_limit - elapsed));
+        }
+        if kept_alive
+            && self.activity.bytes() == self.bytes_at_start.load(Ordering::Relaxed)
+        {
+            return Err(Closure::IdleTimeout);
+        }
+        Ok(Duration::from_millis(head_limit - elapsed))
     }
 }
 
@@ -192,6 +216,12 @@ pub fn on_request_head(session: &mut ServerSession) {
     }
 }
 
+/// Called by the gate when a request is over (its access-log line): on a kept-alive HTTP/1.x
+/// connection, the wait for the next request starts.
+pub fn on_request_done() {
+    let _ = CONN.try_with(|c| c.request_finished());
+}
+
 /// Called by the gate for each piece of request body that arrives.
 pub fn on_body(end_of_stream: bool) {
     let _ = STREAM.try_with(|w| {
@@ -202,7 +232,7 @@ pub fn on_body(end_of_stream: bool) {
     });
 }
 
-/// pingora's proxy app with the per-request bounds.
+/// pingora's proxy app with the bounds of HTTP/2 streams (a stalled body resets its stream).
 pub struct Edge {
     inner: Arc<HttpProxy<Gate>>,
     shared: Arc<Shared>,
@@ -219,35 +249,6 @@ impl Edge {
             inner: Arc::new(proxy),
             shared,
         }
-    }
-
-    async fn h1_request(
-        &self,
-        conn: Arc<Conn>,
-        mut session: ServerSession,
-        shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        let limits = &conn.limits;
-        let first = conn.sessions.fetch_add(1, Ordering::Relaxed) == 0;
-        // pingora waits for a kept-alive connection's next request without end; `None` (the
-        // connection is closing) stays as it is.
-        if session.get_keepalive().is_some() {
-            session.set_keepalive(Some(limits.keepalive_timeout.as_secs().max(1)));
-        }
-        if !first {
-            // The wait for the next request counts too; the first head is due from the start.
-            conn.request_started(limits.keepalive_timeout + limits.header_timeout);
-        }
-        let started = conn.now_ms();
-        let result = self.inner.process_new_http(session, shutdown).await;
-        // pingora closes a connection with nothing to read for the keep-alive time silently.
-        if result.is_none()
-            && !conn.head_read.load(Ordering::Acquire)
-            && conn.now_ms().saturating_sub(started) >= millis(limits.keepalive_timeout)
-        {
-            count(&self.shared.metrics, Closure::IdleTimeout);
-        }
-        result
     }
 
     async fn h2_stream(
@@ -271,7 +272,7 @@ impl Edge {
             let wait = watch.remaining().unwrap_or(watch.limits.body_timeout);
             tokio::select! {
                 r = &mut request => return r,
-                () = tokio::time::sleep(wait) => {
+                () = pingora::time::sleep(wait) => {
                     if watch.remaining().is_some_and(|r| r.is_zero()) {
                         // Dropping the request resets the stream.
                         count(&self.shared.metrics, Closure::BodyTimeout);
@@ -290,13 +291,11 @@ impl HttpServerApp for Edge {
         session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
+        // Only HTTP/2 connections are handed to `Edge` (see `Capped::process_new`).
         if session.is_http2() {
             return self.h2_stream(session, shutdown).await;
         }
-        match CONN.try_with(Arc::clone) {
-            Ok(conn) => self.h1_request(conn, session, shutdown).await,
-            Err(_) => self.inner.process_new_http(session, shutdown).await,
-        }
+        self.inner.process_new_http(session, shutdown).await
     }
 
     fn h2_options(&self) -> Option<H2Options> {
@@ -314,6 +313,8 @@ impl HttpServerApp for Edge {
 
 /// The connection cap and the per-connection bounds, around [`Edge`].
 pub struct Capped {
+    /// HTTP/1.x connections go straight to pingora's app (no wrapper per request).
+    proxy: Arc<HttpProxy<Gate>>,
     edge: Arc<Edge>,
     shared: Arc<Shared>,
     slots: Arc<Semaphore>,
@@ -323,6 +324,7 @@ impl Capped {
     pub fn new(edge: Edge, shared: Arc<Shared>) -> Self {
         let max = shared.state.load().policy.server.connections.max;
         Self {
+            proxy: edge.inner.clone(),
             edge: Arc::new(edge),
             shared,
             slots: Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))),
@@ -377,28 +379,33 @@ impl ServerApp for Capped {
         let _open = OpenGuard(metrics);
         let limits = self.shared.state.load().policy.server.connections.clone();
         if !matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            let conn = Arc::new(Conn::new(limits));
-            let connection = CONN.scope(conn.clone(), self.edge.process_new(stream, shutdown));
+            let activity = Activity::new(false);
+            let stream = Watched::wrap(stream, activity.clone());
+            let conn = Arc::new(Conn::new(limits, activity));
+            let connection = CONN.scope(conn.clone(), self.proxy.process_new(stream, shutdown));
             tokio::pin!(connection);
             loop {
-                let Ok(wait) = conn.next_check() else {
-                    // Dropping the connection's future closes it.
-                    count(metrics, Closure::HeaderTimeout);
-                    return None;
+                let wait = match conn.next_check() {
+                    Ok(wait) => wait,
+                    Err(closure) => {
+                        // Dropping the connection's future closes it.
+                        count(metrics, closure);
+                        return None;
+                    }
                 };
                 tokio::select! {
                     r = &mut connection => return r,
-                    () = tokio::time::sleep(wait) => {}
+                    () = pingora::time::sleep(wait) => {}
                 }
             }
         }
-        let activity = Activity::new();
+        let activity = Activity::new(true);
         let stream = Watched::wrap(stream, activity.clone());
         let connection = self.edge.process_new(stream, shutdown);
         tokio::pin!(connection);
         tokio::select! {
             r = &mut connection => r,
-            () = tokio::time::sleep(limits.header_timeout) => {
+            () = pingora::time::sleep(limits.header_timeout) => {
                 if activity.bytes() < H2_PREFACE_LEN {
                     count(metrics, Closure::HeaderTimeout);
                     return None;

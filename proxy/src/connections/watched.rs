@@ -1,6 +1,6 @@
-//! An HTTP/2 client stream that records when it was last read from, for the bounds pingora
-//! cannot see: a client that never sends its preface, and whether a connection that ended was
-//! idle. (HTTP/1.x streams are not wrapped: their requests tell the supervisor what it needs.)
+//! A client stream that counts what is read from it, for the bounds pingora cannot see: whether
+//! a kept-alive HTTP/1.1 connection is still idle, whether an HTTP/2 client sent its preface,
+//! and (HTTP/2 only, `timed`) when it was last read from.
 //!
 //! Every pingora transport trait is passed straight through to the wrapped stream.
 
@@ -25,15 +25,18 @@ pub struct Activity {
     start: Instant,
     /// Bytes read from the client so far.
     bytes: AtomicU64,
+    /// Whether reads are timed (a clock read each; HTTP/1.x needs only the count).
+    timed: bool,
     /// When the client was last read from (or its end seen), in ms since `start`.
     last_read_ms: AtomicU64,
 }
 
 impl Activity {
-    pub fn new() -> Arc<Self> {
+    pub fn new(timed: bool) -> Arc<Self> {
         Arc::new(Self {
             start: Instant::now(),
             bytes: AtomicU64::new(0),
+            timed,
             last_read_ms: AtomicU64::new(0),
         })
     }
@@ -51,8 +54,10 @@ impl Activity {
 
     fn read(&self, n: usize) {
         self.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_read_ms.store(ms, Ordering::Relaxed);
+        if self.timed {
+            let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.last_read_ms.store(ms, Ordering::Relaxed);
+        }
     }
 }
 
