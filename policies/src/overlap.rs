@@ -11,7 +11,7 @@
 
 use crate::convert::Ctx;
 use crate::diag::{Diagnostic, Span};
-use crate::model::Route;
+use crate::model::{Route, Upstream};
 use crate::pattern::{HostPattern, Seg};
 use std::collections::HashMap;
 
@@ -96,25 +96,51 @@ fn host_prefix(h: &HostPattern) -> String {
     }
 }
 
-/// A `*.suffix` route covers exactly one label, but the wildcard virtual hosts of common
-/// backends (nginx, Apache, most frameworks) cover any depth: `a.b.example.com` misses the
-/// wildcard route, falls to a route without a host, and reaches the backend's wildcard host
-/// judged by that route instead. One warning per wildcard route whose upstream also serves a
-/// route without a host; `hosts[i]` and `paths[i]` locate route `i`.
-pub(crate) fn wildcard_beside_any_host(
+/// Whether two upstreams can reach the same backend: the same name, or a target in common.
+fn same_backend(upstreams: &[Upstream], a: &str, b: &str) -> bool {
+    let targets = |name: &str| {
+        upstreams
+            .iter()
+            .find(|u| u.name == name)
+            .map(|u| &u.targets)
+    };
+    a == b
+        || targets(a)
+            .zip(targets(b))
+            .is_some_and(|(x, y)| x.iter().any(|t| y.contains(t)))
+}
+
+/// Warnings about routes without a host beside routes with one, on the same backend (by
+/// upstream name or a shared target). `hosts[i]` and `paths[i]` locate route `i`.
+///
+/// - A `*.suffix` route covers exactly one label, but the wildcard virtual hosts of common
+///   backends (nginx, Apache, most frameworks) cover any depth: `a.b.example.com` misses the
+///   wildcard route, falls to the route without a host, and reaches the backend's wildcard
+///   host judged by that route instead. One warning per such wildcard route.
+/// - Any host that no route names falls to the route without a host too, and the backend
+///   serves it as its default virtual host, which may be one that a host-bound route guards.
+///   One warning per route without a host whose path has a wildcard or a variable.
+pub(crate) fn host_routes_beside_any_host(
     routes: &[Route],
+    upstreams: &[Upstream],
     hosts: &[Option<(Span, String)>],
     paths: &[(Span, String)],
 ) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    // A literal path (a health check's `/healthz`) exposes that one path only.
+    let literal = |o: &Route| o.path.segs.iter().all(|s| matches!(s, Seg::Lit(_)));
+    let any_beside = |r: &Route| {
+        routes.iter().position(|o| {
+            o.host == HostPattern::Any
+                && !literal(o)
+                && same_backend(upstreams, &o.upstream, &r.upstream)
+        })
+    };
     for (i, r) in routes.iter().enumerate() {
         let HostPattern::Wildcard(suffix) = &r.host else {
             continue;
         };
-        let Some(any) = routes
-            .iter()
-            .position(|o| o.host == HostPattern::Any && o.upstream == r.upstream)
-        else {
+        let Some(any) = any_beside(r) else {
             continue;
         };
         let (Some(Some((span, key))), Some((other, _))) = (hosts.get(i), paths.get(any)) else {
@@ -126,7 +152,7 @@ pub(crate) fn wildcard_beside_any_host(
                 span.clone(),
                 key.clone(),
                 format!(
-                    "`*.{suffix}` matches one label only, but route `{other_name}` without a host sends deeper names such as `a.b.{suffix}` to the same upstream `{}`",
+                    "`*.{suffix}` matches one label only, but route `{other_name}` without a host sends deeper names such as `a.b.{suffix}` to the same backend (upstream `{}`)",
                     r.upstream
                 ),
             )
@@ -134,6 +160,40 @@ pub(crate) fn wildcard_beside_any_host(
             .help(format!(
                 "if the backend serves `*.{suffix}` at any depth, give route `{other_name}` a host: names no route lists then get 404 at the edge"
             )),
+        );
+    }
+    for (j, o) in routes.iter().enumerate() {
+        if o.host != HostPattern::Any || literal(o) {
+            continue;
+        }
+        let Some(bound) = routes.iter().position(|r| {
+            r.host != HostPattern::Any && same_backend(upstreams, &o.upstream, &r.upstream)
+        }) else {
+            continue;
+        };
+        let (Some((span, key)), Some(Some((host_span, _)))) = (paths.get(j), hosts.get(bound))
+        else {
+            continue;
+        };
+        let bound_route = routes.get(bound);
+        out.push(
+            Diagnostic::new(
+                span.clone(),
+                key.clone(),
+                format!(
+                    "route `{}` has no host, and its backend also serves host `{}`: a host that no route names reaches that backend through this route, which serves it as its default virtual host",
+                    o.name,
+                    bound_route.map_or(String::new(), |r| r.host.to_string()),
+                ),
+            )
+            .related(
+                host_span.clone(),
+                format!(
+                    "route `{}` guards that host",
+                    bound_route.map_or("", |r| r.name.as_str())
+                ),
+            )
+            .help("give this route a host too, or make the backend's default virtual host refuse every request"),
         );
     }
     out

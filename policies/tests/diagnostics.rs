@@ -181,13 +181,17 @@ fn a_wildcard_route_beside_a_host_less_route_of_the_same_upstream_warns() {
     let warnings = &config.warnings;
     assert!(warnings.are_warnings());
     let all: Vec<String> = warnings.iter().map(summary).collect();
-    // Only `tenants`: `api`'s upstream has no route without a host.
+    // `tenants` (deeper names) and `fallback` (unlisted hosts): `also-web` has `web`'s target.
+    // Not `api`: beside it is only `health`, whose literal path exposes nothing else.
     assert_eq!(
         all,
         [
-            "wildcard_beside_any.yaml:7:20 [routes[0].match.host] `*.example.com` matches one label only, but route `fallback` without a host sends deeper names such as `a.b.example.com` to the same upstream `web`\n  \
+            "wildcard_beside_any.yaml:8:20 [routes[0].match.host] `*.example.com` matches one label only, but route `fallback` without a host sends deeper names such as `a.b.example.com` to the same backend (upstream `web`)\n  \
              help: if the backend serves `*.example.com` at any depth, give route `fallback` a host: names no route lists then get 404 at the edge\n  \
-             related: wildcard_beside_any.yaml:11:20 route `fallback` matches every host\n"
+             related: wildcard_beside_any.yaml:12:20 route `fallback` matches every host\n",
+            "wildcard_beside_any.yaml:12:20 [routes[1].match.path] route `fallback` has no host, and its backend also serves host `*.example.com`: a host that no route names reaches that backend through this route, which serves it as its default virtual host\n  \
+             help: give this route a host too, or make the backend's default virtual host refuse every request\n  \
+             related: wildcard_beside_any.yaml:8:20 route `tenants` guards that host\n",
         ]
     );
     let text = warnings.to_string();
@@ -196,7 +200,7 @@ fn a_wildcard_route_beside_a_host_less_route_of_the_same_upstream_warns() {
         "{text}"
     );
     assert!(
-        text.ends_with("warning: the policy has 1 warning"),
+        text.ends_with("warning: the policy has 2 warnings"),
         "{text}"
     );
 }

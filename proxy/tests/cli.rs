@@ -47,7 +47,7 @@ fn check_prints_warnings_and_still_succeeds() {
         err.contains("warning: `*.example.com` matches one label only"),
         "{err}"
     );
-    assert!(err.contains("warning: the policy has 1 warning"), "{err}");
+    assert!(err.contains("warning: the policy has 2 warnings"), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "));
     let out = Command::new(BIN)
         .args(["check", "--format", "json", "-c", policy])

@@ -204,7 +204,9 @@ pub(crate) fn convert(parts: Parts, mut ctx: Ctx<'_>) -> Result<Config, Diagnost
         return Err(diags);
     }
     let mut warnings = diags.warnings_sharing_sources();
-    for w in crate::overlap::wildcard_beside_any_host(&routes, &host_spans, &route_spans) {
+    for w in
+        crate::overlap::host_routes_beside_any_host(&routes, &upstreams, &host_spans, &route_spans)
+    {
         warnings.push(w);
     }
     let mut config = Config::assemble(

@@ -147,17 +147,18 @@ impl Conn {
             .now_ms()
             .saturating_sub(self.started_ms.load(Ordering::Relaxed));
         let idle_limit = millis(self.limits.keepalive_timeout);
-        let head_limit = millis(self.limits.header_timeout)
-            .saturating_add(if kept_alive { idle_limit } else { 0 });
+        let head_limit = millis(self.limits.header_timeout).saturating_add(if kept_alive {
+            idle_limit
+        } else {
+            0
+        });
         if elapsed >= head_limit {
             return Err(Closure::HeaderTimeout);
         }
         if kept_alive && elapsed < idle_limit {
             return Ok(Duration::from_millis(idle_limit - elapsed));
         }
-        if kept_alive
-            && self.activity.bytes() == self.bytes_at_start.load(Ordering::Relaxed)
-        {
+        if kept_alive && self.activity.bytes() == self.bytes_at_start.load(Ordering::Relaxed) {
             return Err(Closure::IdleTimeout);
         }
         Ok(Duration::from_millis(head_limit - elapsed))
