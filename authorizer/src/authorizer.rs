@@ -276,23 +276,35 @@ impl Authorizer {
             .as_ref()
             .and_then(|c| Some((c, cache::key_of(token)?)));
         if let Some((cache, key)) = &cached {
-            if let Some(entry) = cache.get(key) {
-                inner.metrics.cache_hits.inc();
-                if now >= entry.expires_at {
+            match cache.get(key) {
+                Some(entry) => {
+                    if now >= entry.expires_at {
+                        inner.metrics.cache_hits.inc();
+                        cache.invalidate(key);
+                        return Err(AuthError::Expired);
+                    }
+                    // A verification is only as good as the keys it was made with: once they
+                    // are stale past `max_stale`, a cached token is refused like an uncached
+                    // one; once one of them was lost or changed (a verification that raced
+                    // the new set in), it is made again.
+                    let guard = inner
+                        .issuers
+                        .get(entry.issuer)
+                        .and_then(|i| i.usable(Instant::now()))
+                        .ok_or(AuthError::KeysUnavailable)?;
+                    if guard
+                        .as_ref()
+                        .is_some_and(|l| entry.generation >= l.valid_from)
+                    {
+                        inner.metrics.cache_hits.inc();
+                        req.check(&entry.identity)?;
+                        return Ok(entry.identity);
+                    }
                     cache.invalidate(key);
-                    return Err(AuthError::Expired);
+                    inner.metrics.cache_misses.inc();
                 }
-                // A verification is only as good as the keys it was made with: once they are
-                // stale past `max_stale`, a cached token is refused like an uncached one.
-                inner
-                    .issuers
-                    .get(entry.issuer)
-                    .and_then(|i| i.usable(Instant::now()))
-                    .ok_or(AuthError::KeysUnavailable)?;
-                req.check(&entry.identity)?;
-                return Ok(entry.identity);
+                None => inner.metrics.cache_misses.inc(),
             }
-            inner.metrics.cache_misses.inc();
         }
 
         let decoded = jose::decode(token, inner.max_token_bytes)?;
@@ -324,7 +336,15 @@ impl Authorizer {
         )?);
         if let Some((cache, key)) = cached {
             let expires_at = identity.exp.saturating_add(issuer.rules.leeway);
-            cache.insert(key, identity.clone(), issuer_index, expires_at, now);
+            let generation = loaded.generation;
+            cache.insert(
+                key,
+                identity.clone(),
+                issuer_index,
+                generation,
+                expires_at,
+                now,
+            );
         }
         req.check(&identity)?;
         Ok(identity)
@@ -356,5 +376,43 @@ impl Authorizer {
     pub async fn last_fetch_error(&self, issuer: &str) -> Option<String> {
         let state = self.inner.issuers.iter().find(|i| i.name() == issuer)?;
         state.last_error().await
+    }
+}
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::testutil::{TestIssuer, TestKey, unix_now};
+
+    /// A verification made with a key that a concurrent fetch replaced can land in the cache
+    /// after the fetch emptied it; it must not be served from there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_verification_cached_after_its_key_was_replaced_is_made_again() {
+        let pool = TestIssuer::start().await.unwrap();
+        let mut cfg = pool.config("shop");
+        cfg.jwks.unknown_kid_min_interval = Duration::from_millis(100);
+        let auth = Authorizer::new(vec![cfg], CacheConfig::default()).unwrap();
+        auth.start();
+        assert!(auth.wait_ready(Duration::from_secs(5)).await);
+        let old = pool.mint_access("alice", &[], &[]);
+        let identity = auth.verify(&old, &Requirement::any()).await.unwrap();
+        // The key behind `old` changes under its kid; a token of a new kid brings the new set.
+        pool.remove_key("access-1");
+        pool.add_key(Arc::new(TestKey::rsa("access-1").unwrap()));
+        pool.rotate().unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let fresh = pool.mint_access("bob", &[], &[]);
+        auth.verify(&fresh, &Requirement::any()).await.unwrap();
+        // The race: the old verification (generation 1) is inserted after the clear.
+        let cache = auth.inner.cache.as_ref().unwrap();
+        let key = cache::key_of(&old).unwrap();
+        let exp = identity.exp;
+        cache.insert(key, identity, 0, 1, exp, unix_now());
+        assert_eq!(
+            auth.verify_now(&old, &Requirement::any()),
+            Err(AuthError::BadSignature)
+        );
     }
 }

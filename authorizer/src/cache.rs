@@ -27,6 +27,9 @@ pub(crate) struct Entry {
     pub issuer: usize,
     /// Unix second from which the token is expired (`exp` + leeway); checked on every hit.
     pub expires_at: u64,
+    /// The generation of the key set that verified it: a hit also needs the issuer's current
+    /// set to vouch for that generation (no key of it lost or changed since).
+    pub generation: u64,
     /// How long moka keeps it: until `exp` less the margin, at most `max_ttl`.
     ttl: Duration,
 }
@@ -73,6 +76,7 @@ impl TokenCache {
         key: Key,
         identity: Arc<Identity>,
         issuer: usize,
+        generation: u64,
         expires_at: u64,
         now: u64,
     ) {
@@ -87,6 +91,7 @@ impl TokenCache {
                 identity,
                 issuer,
                 expires_at,
+                generation,
                 ttl,
             },
         );

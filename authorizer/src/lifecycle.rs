@@ -22,6 +22,9 @@ pub(crate) struct Loaded {
     pub fetched_at: Instant,
     /// Increases with every successful fetch.
     pub generation: u64,
+    /// The oldest generation whose verifications this set still vouches for: a fetch that lost
+    /// or changed a key starts it anew, so verifications made with older keys are redone.
+    pub valid_from: u64,
 }
 
 struct FetchState {
@@ -165,10 +168,15 @@ impl IssuerState {
         let removed = previous
             .as_ref()
             .is_some_and(|p| p.keys.loses_keys_in(&keys));
+        let valid_from = match &previous {
+            Some(p) if !removed => p.valid_from,
+            _ => generation,
+        };
         self.current.store(Some(Arc::new(Loaded {
             keys,
             fetched_at: Instant::now(),
             generation,
+            valid_from,
         })));
         // Cached tokens may have been verified with a key that is gone: forget them all
         // (rare; they re-verify against the new set).
