@@ -28,6 +28,7 @@ pub const REQUEST_ID: &str = poolgate_policies::reserved::REQUEST_ID;
 /// copy.
 pub const REQUEST_ID_NAME: HeaderName = HeaderName::from_static(REQUEST_ID);
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Longest client-sent request id that is kept as is.
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -178,7 +179,19 @@ pub fn set_forwarded(
             let _ = req.insert_header("x-forwarded-for", v);
         }
     }
-    let _ = req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" });
+    // A trusted proxy that terminated TLS says so (`http` or `https`, one value); anyone
+    // else's claim, or anything else, is replaced.
+    let mut protos = req.headers.get_all(&X_FORWARDED_PROTO).iter();
+    let trusted_proto = match (protos.next(), protos.next()) {
+        (Some(v), None) => {
+            v.as_bytes().eq_ignore_ascii_case(b"https")
+                || v.as_bytes().eq_ignore_ascii_case(b"http")
+        }
+        _ => false,
+    };
+    if !(trusted_peer && trusted_proto) {
+        let _ = req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" });
+    }
     let _ = req.insert_header("x-forwarded-host", host);
 }
 

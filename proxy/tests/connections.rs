@@ -211,7 +211,14 @@ async fn a_client_that_does_not_read_its_answer_is_cut_at_the_send_timeout() {
     s.write_all(b"GET /big?mb=64 HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
-    // Not reading: the socket buffers fill and the proxy's writes stall.
+    // Once the answer has started (the backend builds its 64 MiB first), stop reading: the
+    // socket buffers fill and the proxy's writes stall.
+    let mut first = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut first))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (after, got) = until_closed(&mut s, Duration::from_secs(20)).await;
     assert!(after.is_some(), "the connection stayed open");

@@ -127,20 +127,24 @@ async fn forwarded_headers_are_set() {
     assert_eq!(seen.header("host"), Some("api.example.com"));
     drop(proxy);
     // From a trusted proxy, its list is kept and the peer appended.
-    for (server, want) in [
+    // A trusted proxy's X-Forwarded-Proto (it terminated TLS) is kept too.
+    for (server, want, proto) in [
         (
             "  trusted_proxies: [\"127.0.0.0/8\"]\n",
             "203.0.113.9, 127.0.0.1",
+            "https",
         ),
         (
             "  trusted_proxies: [\"192.168.0.1\", \"::1\"]\n",
             "127.0.0.1",
+            "http",
         ),
     ] {
         let proxy = Proxy::start(with_server(&targets, server));
         get(proxy.addr, "/", &sent).await;
         let seen = be.requests().pop().unwrap();
         assert_eq!(seen.headers_named("x-forwarded-for"), [want], "{server}");
+        assert_eq!(seen.headers_named("x-forwarded-proto"), [proto], "{server}");
     }
 }
 

@@ -362,7 +362,19 @@ fn server(ctx: &mut Ctx<'_>, main: &FileConfig) -> Server {
                 .map(ipnet::IpNet::from)
         });
         match net {
-            Some(n) => out.trusted_proxies.push(n.trunc()),
+            Some(n) if n.prefix_len() == 0 => ctx.push(
+                ctx.diag(
+                    &p.referenced,
+                    &key,
+                    format!("`{text}` trusts every client's X-Forwarded-For"),
+                )
+                .help("list the load balancers in front of poolgate, not every address"),
+            ),
+            Some(n) if n.trunc() != n => ctx.push(
+                ctx.diag(&p.referenced, &key, format!("`{text}` has host bits set"))
+                    .help(format!("write the network as `{}`", n.trunc())),
+            ),
+            Some(n) => out.trusted_proxies.push(n),
             None => ctx.push(
                 ctx.diag(
                     &p.referenced,

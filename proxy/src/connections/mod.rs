@@ -208,7 +208,11 @@ pub fn on_request_head(session: &mut ServerSession) {
         c.head_read.store(true, Ordering::Release);
         c.limits.clone()
     }) {
-        session.set_read_timeout(Some(limits.body_timeout));
+        // After an upgrade the "body" is a WebSocket's traffic, which may rest for long:
+        // pingora's own read timeout stays for it.
+        if !session.is_upgrade_req() {
+            session.set_read_timeout(Some(limits.body_timeout));
+        }
         session.set_write_timeout(Some(limits.send_timeout));
     } else if let Ok(watch) = STREAM.try_with(Arc::clone) {
         watch.open.store(!session.is_body_done(), Ordering::Relaxed);

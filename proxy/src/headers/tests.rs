@@ -508,8 +508,15 @@ fn forwarded_headers_append_and_replace() {
         get("x-forwarded-for").as_deref(),
         Some("10.0.0.1, 192.0.2.7")
     );
+    // A trusted proxy's `gopher` is not a scheme: replaced.
     assert_eq!(get("x-forwarded-proto").as_deref(), Some("https"));
     assert_eq!(get("x-forwarded-host").as_deref(), Some("api.example.com"));
+    // Its `https` (it terminated TLS) is kept over poolgate's own `http`; a client's is not.
+    for (trusted, want) in [(true, "https"), (false, "http")] {
+        let mut r = req(&[("x-forwarded-proto", "https")]);
+        set_forwarded(&mut r, None, false, HeaderValue::from_static("h"), trusted);
+        assert_eq!(r.headers.get("x-forwarded-proto").unwrap(), want);
+    }
 
     // A prior value that is not text is dropped, not kept as an empty item.
     let mut r = RequestHeader::build("GET", b"/", None).unwrap();
