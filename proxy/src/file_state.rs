@@ -111,18 +111,16 @@ mod tests {
         std::fs::write(&a, "deny: [x]\n").unwrap();
         std::fs::write(&b, "deny: [y]\n").unwrap();
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
-        File::options()
-            .write(true)
-            .open(&a)
-            .unwrap()
-            .set_modified(t)
-            .unwrap();
-        File::options()
-            .write(true)
-            .open(&b)
-            .unwrap()
-            .set_modified(t)
-            .unwrap();
+        let touch = |f: &Path| {
+            File::options()
+                .write(true)
+                .open(f)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        };
+        touch(&a);
+        touch(&b);
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(&a, &link).unwrap();
         let before = Snapshot::of(std::slice::from_ref(&link));
@@ -135,12 +133,7 @@ mod tests {
         std::os::unix::fs::symlink(&a, &link).unwrap();
         assert_eq!(before, before.again());
         std::fs::write(&a, "deny: [z]\n").unwrap();
-        File::options()
-            .write(true)
-            .open(&a)
-            .unwrap()
-            .set_modified(t)
-            .unwrap();
+        touch(&a);
         assert_ne!(before, before.again());
         // A missing file is a state of its own.
         std::fs::remove_file(&a).unwrap();

@@ -10,7 +10,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -229,31 +228,6 @@ async fn a_client_that_does_not_read_its_answer_is_cut_at_the_send_timeout() {
     assert!(closed(&proxy, "send_timeout").await >= 1.0);
 }
 
-async fn tls_h2(
-    addr: SocketAddr,
-    ca: &std::path::Path,
-) -> tokio_rustls::client::TlsStream<TcpStream> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    poolgate_proxy::server::install_crypto_provider();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .unwrap();
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    tls
-}
-
 #[tokio::test]
 async fn http2_bounds_preface_idle_connection_and_stalled_body() {
     let (ca, cert, key) = certificates();
@@ -261,7 +235,7 @@ async fn http2_bounds_preface_idle_connection_and_stalled_body() {
     let proxy = Proxy::start_tls(policy_config(&bounded(&be.target(), 100)), &cert, &key);
 
     // TLS with ALPN h2, then nothing: no preface.
-    let mut silent = tls_h2(proxy.addr, &ca).await;
+    let mut silent = support::h2::tls_h2(proxy.addr, &ca).await;
     let start = Instant::now();
     let mut buf = [0u8; 1024];
     let end = tokio::time::timeout(Duration::from_secs(6), async {
@@ -282,7 +256,7 @@ async fn http2_bounds_preface_idle_connection_and_stalled_body() {
     assert!(closed(&proxy, "header_timeout").await >= 1.0);
 
     // One request, then idle: the connection ends.
-    let tls = tls_h2(proxy.addr, &ca).await;
+    let tls = support::h2::tls_h2(proxy.addr, &ca).await;
     let (client, connection) = h2::client::handshake(tls).await.unwrap();
     let connection = tokio::spawn(connection);
     let mut client = client.ready().await.unwrap();
@@ -296,7 +270,7 @@ async fn http2_bounds_preface_idle_connection_and_stalled_body() {
     assert!(closed(&proxy, "idle_timeout").await >= 1.0);
 
     // A body that stalls: the stream is reset, the backend never answers it.
-    let tls = tls_h2(proxy.addr, &ca).await;
+    let tls = support::h2::tls_h2(proxy.addr, &ca).await;
     let (client, connection) = h2::client::handshake(tls).await.unwrap();
     tokio::spawn(connection);
     let mut client = client.ready().await.unwrap();

@@ -11,7 +11,7 @@ mod support;
 
 use support::backend::EchoBackend;
 use support::client::raw_answer;
-use support::harness::{Proxy, policy_config};
+use support::harness::{Proxy, UNREACHABLE_ISSUER as ISSUER, policy_config};
 use support::nginx::Nginx;
 
 /// `admin.example.com` needs a token (none is sent, so 401); `www.example.com` and every other
@@ -19,11 +19,7 @@ use support::nginx::Nginx;
 fn vhost_policy(target: &str) -> String {
     format!(
         r#"version: 1
-issuers:
-  test:
-    issuer: "http://127.0.0.1:1/pool"
-    jwks_url: "http://127.0.0.1:1/pool/.well-known/jwks.json"
-upstreams:
+{ISSUER}upstreams:
   web:
     targets: ["{target}"]
 routes:

@@ -13,17 +13,13 @@ use std::net::SocketAddr;
 
 use support::backend::EchoBackend;
 use support::client::{get, raw_answer};
-use support::harness::{Proxy, policy_config};
+use support::harness::{Proxy, UNREACHABLE_ISSUER as ISSUER, policy_config};
 
 /// Guests may read everything but `/admin/**`; nothing else is allowed.
 fn guest_policy(backend: &str) -> String {
     format!(
         r#"version: 1
-issuers:
-  test:
-    issuer: "http://127.0.0.1:1/pool"
-    jwks_url: "http://127.0.0.1:1/pool/.well-known/jwks.json"
-upstreams:
+{ISSUER}upstreams:
   app:
     targets: ["{backend}"]
 roles:
@@ -94,11 +90,7 @@ async fn a_path_spelled_to_miss_its_route_is_refused_not_served_by_a_looser_one(
     let be = EchoBackend::start("a");
     let yaml = format!(
         r#"version: 1
-issuers:
-  test:
-    issuer: "http://127.0.0.1:1/pool"
-    jwks_url: "http://127.0.0.1:1/pool/.well-known/jwks.json"
-upstreams:
+{ISSUER}upstreams:
   app:
     targets: ["{}"]
 routes:

@@ -88,6 +88,22 @@ fn watch_secret(proxy: &Proxy, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle
     })
 }
 
+/// Stops [`watch_secret`] a moment after the whole file is in force; nothing may have leaked.
+async fn end_watch(
+    stop: Arc<AtomicBool>,
+    watcher: tokio::task::JoinHandle<(usize, usize)>,
+    what: &str,
+) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (leaked, asked) = watcher.await.unwrap();
+    assert!(asked > 50, "too few probes to mean anything: {asked}");
+    assert_eq!(
+        leaked, 0,
+        "the half-written {what} served /secret/x {leaked} times"
+    );
+}
+
 /// Waits (at most `limit`) until `path` answers `want`.
 async fn until_status(proxy: &Proxy, path: &str, want: u16, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
@@ -128,14 +144,7 @@ async fn an_in_place_write_in_two_parts_never_serves_the_prefix() {
     let whole = until_status(&proxy, "/secret/x", 401, Duration::from_secs(15)).await;
     assert!(whole, "the complete file never came into force");
     assert_eq!(get(proxy.addr, "/public/x", &[]).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (leaked, asked) = watcher.await.unwrap();
-    assert!(asked > 50, "too few probes to mean anything: {asked}");
-    assert_eq!(
-        leaked, 0,
-        "the half-written policy served /secret/x {leaked} times"
-    );
+    end_watch(stop, watcher, "policy").await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -236,14 +245,7 @@ async fn an_include_completed_during_a_reload_is_loaded_and_its_prefix_never_ser
     drop(part);
     let whole = until_status(&proxy, "/secret/x", 401, Duration::from_secs(25)).await;
     assert!(whole, "the completed include never came into force");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (leaked, asked) = watcher.await.unwrap();
-    assert!(asked > 50, "too few probes to mean anything: {asked}");
-    assert_eq!(
-        leaked, 0,
-        "the half-written include served /secret/x {leaked} times"
-    );
+    end_watch(stop, watcher, "include").await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

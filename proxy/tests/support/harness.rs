@@ -182,6 +182,10 @@ pub fn wait_listening(addr: SocketAddr) {
     }
 }
 
+/// An `issuers:` section with one issuer, `test`, whose keys cannot be fetched: enough for
+/// routes that refuse requests without a token.
+pub const UNREACHABLE_ISSUER: &str = "issuers:\n  test:\n    issuer: \"http://127.0.0.1:1/pool\"\n    jwks_url: \"http://127.0.0.1:1/pool/.well-known/jwks.json\"\n";
+
 /// The proxy configuration of a policy given as YAML text.
 pub fn policy_config(yaml: &str) -> ProxyConfig {
     let policy =
@@ -199,11 +203,7 @@ pub fn simple_yaml(targets: &[String]) -> String {
         .join(", ");
     format!(
         r#"version: 1
-issuers:
-  test:
-    issuer: "http://127.0.0.1:1/pool"
-    jwks_url: "http://127.0.0.1:1/pool/.well-known/jwks.json"
-upstreams:
+{UNREACHABLE_ISSUER}upstreams:
   app:
     targets: [{targets}]
 routes:
