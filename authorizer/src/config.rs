@@ -202,6 +202,10 @@ pub struct IssuerConfig {
     pub extra_ca_file: Option<PathBuf>,
     /// Fetch and refresh timings.
     pub jwks: JwksTimings,
+    /// Where tokens carry groups: member names, outermost first. Default `cognito:groups`.
+    pub groups_claim: Vec<String>,
+    /// Where tokens carry scopes. Default `scope`.
+    pub scopes_claim: Vec<String>,
 }
 
 impl Default for IssuerConfig {
@@ -222,6 +226,8 @@ impl Default for IssuerConfig {
             max_token_bytes: 16 * 1024,
             extra_ca_file: None,
             jwks: JwksTimings::default(),
+            groups_claim: vec!["cognito:groups".to_owned()],
+            scopes_claim: vec!["scope".to_owned()],
         }
     }
 }
@@ -253,6 +259,9 @@ impl IssuerConfig {
         };
         if self.name.is_empty() {
             return Err(invalid("the issuer name is empty".into()));
+        }
+        if self.groups_claim.is_empty() || self.scopes_claim.is_empty() {
+            return Err(invalid("a groups or scopes claim path is empty".into()));
         }
         match &self.source {
             KeySource::Cognito {

@@ -10,6 +10,7 @@
 
 mod authorizer;
 mod cache;
+pub mod claims;
 pub mod config;
 pub mod error;
 pub mod identity;

@@ -34,6 +34,9 @@ pub struct IssuerRules {
     pub leeway: u64,
     /// Token length cap in bytes.
     pub max_token_bytes: usize,
+    /// Where groups and scopes are (see [`crate::claims`]).
+    pub groups_claim: Vec<String>,
+    pub scopes_claim: Vec<String>,
 }
 
 impl IssuerRules {
@@ -50,6 +53,8 @@ impl IssuerRules {
             algorithms: config.algorithms.clone(),
             leeway: config.leeway.as_secs(),
             max_token_bytes: config.max_token_bytes,
+            groups_claim: config.groups_claim.clone(),
+            scopes_claim: config.scopes_claim.clone(),
         }
     }
 }
@@ -102,24 +107,12 @@ pub fn check(
         None if !rules.cognito_style => opt_str(&claims, "preferred_username")?,
         None => None,
     };
-    let groups = match claims.get("cognito:groups") {
-        None => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|g| g.as_str().map(str::to_owned))
-            .collect::<Option<Vec<String>>>()
-            .ok_or(AuthError::Malformed)?,
-        Some(_) => return Err(AuthError::Malformed),
-    };
-    let scopes = match claims.get("scope") {
-        None => Vec::new(),
-        Some(Value::String(s)) => s
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        Some(_) => return Err(AuthError::Malformed),
-    };
+    // Where this issuer puts them; a value of another shape is a malformed token (401), never
+    // an empty list.
+    let groups = crate::claims::array(crate::claims::at(&claims, &rules.groups_claim))
+        .map_err(|_| AuthError::Malformed)?;
+    let scopes = crate::claims::strings(crate::claims::at(&claims, &rules.scopes_claim))
+        .map_err(|_| AuthError::Malformed)?;
     let exp = numeric_date(claims.get("exp"))?.unwrap_or(0).max(0) as u64;
     Ok(Identity {
         issuer: rules.name.clone(),

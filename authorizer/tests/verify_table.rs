@@ -192,8 +192,19 @@ fn every_rejection_reason_has_its_case() {
             AuthError::Malformed,
         ),
         (
-            "scope an array",
-            signed(access().set("scope", json!(["a"]))),
+            "scope a number",
+            signed(access().set("scope", json!(7))),
+            AuthError::Malformed,
+        ),
+        (
+            // An array of strings is a list of scopes (Okta's `scp`); anything else in it is not.
+            "scope an array with a number",
+            signed(access().set("scope", json!(["a", 1]))),
+            AuthError::Malformed,
+        ),
+        (
+            "groups a string",
+            signed(access().set("cognito:groups", json!("admins"))),
             AuthError::Malformed,
         ),
         (

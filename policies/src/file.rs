@@ -126,6 +126,18 @@ pub struct IssuerFile {
     pub algorithms: Vec<S>,
     #[serde(default)]
     pub jwks: Option<JwksFile>,
+    #[serde(default)]
+    pub claims: Option<IssuerClaimsFile>,
+}
+
+/// Where an issuer's tokens carry groups and scopes (JSON Pointers).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerClaimsFile {
+    #[serde(default)]
+    pub groups: Option<S>,
+    #[serde(default)]
+    pub scopes: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]

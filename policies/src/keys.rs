@@ -141,6 +141,7 @@ enum Kind {
     Server,
     TokenCache,
     Connections,
+    IssuerClaims,
 }
 
 fn fields(kind: Kind) -> &'static [&'static str] {
@@ -170,6 +171,7 @@ fn fields(kind: Kind) -> &'static [&'static str] {
         Kind::Server => fields_of::<file::ServerFile>(),
         Kind::TokenCache => fields_of::<file::TokenCacheFile>(),
         Kind::Connections => fields_of::<file::ConnectionsFile>(),
+        Kind::IssuerClaims => fields_of::<file::IssuerClaimsFile>(),
     }
 }
 
@@ -198,6 +200,7 @@ fn child(kind: Kind, key: &str) -> Child {
         (Kind::Listener, "tls") => Struct(Kind::ListenerTls),
         (Kind::Issuer, "cognito") => Struct(Kind::Cognito),
         (Kind::Issuer, "jwks") => Struct(Kind::Jwks),
+        (Kind::Issuer, "claims") => Struct(Kind::IssuerClaims),
         (Kind::Upstream, "health_check") => Struct(Kind::Health),
         (Kind::Upstream, "timeouts") => Struct(Kind::Timeouts),
         (Kind::Upstream, "tls") => Struct(Kind::UpstreamTls),

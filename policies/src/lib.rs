@@ -18,6 +18,7 @@
 //! ```
 
 pub mod authority;
+pub mod claim_path;
 mod convert;
 pub mod decide;
 pub mod diag;
@@ -38,6 +39,7 @@ mod shape_errors;
 pub mod spelling;
 
 pub use authority::{Authority, AuthorityError};
+pub use claim_path::ClaimPath;
 pub use decide::{Claims, Decision, Principal, Reason, StatementRef};
 pub use diag::{Diagnostic, Diagnostics, Span};
 pub use duration::parse_duration;
@@ -121,7 +123,14 @@ impl Config {
     /// these; an absent claim matches no rule and no allow, and makes a deny with it cover all.
     pub fn claims_read(&self) -> std::collections::BTreeSet<String> {
         let mut out = std::collections::BTreeSet::new();
-        out.extend(self.role_mapping.rules.iter().map(|r| r.claim.clone()));
+        // Rules on groups and scopes read the identity's typed lists, not the raw claim.
+        out.extend(
+            self.role_mapping
+                .rules
+                .iter()
+                .map(|r| r.claim.clone())
+                .filter(|c| c != roles::GROUPS_CLAIM && c != roles::SCOPES_CLAIM),
+        );
         if !self.role_mapping.preferred_role.is_empty() {
             out.insert("cognito:preferred_role".to_owned());
         }

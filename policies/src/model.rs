@@ -2,6 +2,7 @@
 //!
 //! Nothing here derives `Deserialize`: the only way in is through validation.
 
+use crate::claim_path::ClaimPath;
 use crate::pattern::{HostPattern, PathPattern};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -103,6 +104,20 @@ pub struct Issuer {
     /// Accepted JWS `alg` values (default `RS256`).
     pub algorithms: Vec<String>,
     pub jwks: JwksTimings,
+    /// Where its tokens carry groups (default `/cognito:groups`).
+    pub groups_claim: ClaimPath,
+    /// Where its tokens carry scopes (default `/scope`).
+    pub scopes_claim: ClaimPath,
+}
+
+/// The default groups claim, Cognito's.
+pub fn default_groups_claim() -> ClaimPath {
+    ClaimPath::top("cognito:groups")
+}
+
+/// The default scopes claim (Cognito's and RFC 9068's).
+pub fn default_scopes_claim() -> ClaimPath {
+    ClaimPath::top("scope")
 }
 
 /// How requests are spread over an upstream's targets.

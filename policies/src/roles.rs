@@ -94,7 +94,31 @@ fn scalar_text(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
     }
 }
 
+/// The claim names that stand for an identity's groups and scopes in rules, whatever claim its
+/// issuer carries them in (`issuers.*.claims`).
+pub const GROUPS_CLAIM: &str = "cognito:groups";
+pub const SCOPES_CLAIM: &str = "scope";
+
 impl Rule {
+    /// [`Rule::matches`] for a verified identity: a rule on `cognito:groups` or `scope` reads the
+    /// groups or scopes its issuer's claim paths gave (a Keycloak token's `realm_access.roles`).
+    pub fn matches_principal(&self, p: &Principal<'_>) -> bool {
+        match self.claim.as_str() {
+            GROUPS_CLAIM => self.matches_list(p.groups.iter().map(String::as_str)),
+            SCOPES_CLAIM => self.matches_list(p.scopes.iter().map(String::as_str)),
+            _ => self.matches(p.claims),
+        }
+    }
+
+    /// Membership semantics over a list (see [`Rule::matches`]).
+    fn matches_list<T: AsRef<str>>(&self, mut texts: impl Iterator<Item = T>) -> bool {
+        match &self.op {
+            RuleOp::Equals(v) | RuleOp::Contains(v) => texts.any(|t| t.as_ref() == v.as_str()),
+            RuleOp::NotEquals(v) => !texts.any(|t| t.as_ref() == v.as_str()),
+            RuleOp::StartsWith(v) => texts.any(|t| t.as_ref().starts_with(v.as_str())),
+        }
+    }
+
     /// Whether the rule matches. Arrays use membership: `equals`/`contains` — some element
     /// equals the value; `not_equals` — no element does; `starts_with` — some element starts
     /// with it. A string claim: `contains` is a substring test. An absent claim matches nothing
@@ -104,14 +128,7 @@ impl Rule {
             return false;
         };
         match value {
-            Value::Array(items) => {
-                let texts = || items.iter().filter_map(scalar_text);
-                match &self.op {
-                    RuleOp::Equals(v) | RuleOp::Contains(v) => texts().any(|t| t == v.as_str()),
-                    RuleOp::NotEquals(v) => !texts().any(|t| t == v.as_str()),
-                    RuleOp::StartsWith(v) => texts().any(|t| t.starts_with(v.as_str())),
-                }
-            }
+            Value::Array(items) => self.matches_list(items.iter().filter_map(scalar_text)),
             other => {
                 let Some(t) = scalar_text(other) else {
                     return false;
@@ -159,7 +176,7 @@ impl RoleMapping {
             }
         }
         for rule in &self.rules {
-            if rule.matches(p.claims) {
+            if rule.matches_principal(p) {
                 add(&mut out, &rule.roles);
                 if self.rule_match == RuleMatch::First {
                     break;

@@ -165,6 +165,8 @@ fn issuer(i: &pol::Issuer) -> Result<authz::IssuerConfig, ConvertError> {
         },
         leeway: i.leeway,
         jwks,
+        groups_claim: i.groups_claim.segments().to_vec(),
+        scopes_claim: i.scopes_claim.segments().to_vec(),
         ..defaults
     })
 }

@@ -4,6 +4,7 @@
 //! "what would the policy do with these claims", not "is this token valid".
 
 use base64::Engine;
+use poolgate_authorizer::claims;
 use poolgate_policies as pol;
 use serde_json::{Map, Value, json};
 
@@ -44,17 +45,6 @@ pub fn parse_claims(text: &str) -> Result<Map<String, Value>, ExplainError> {
     }
 }
 
-fn strings(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_owned))
-            .collect(),
-        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// The explanation as JSON: route, principal, roles, decision, reason, statement, status.
 pub fn explain(
     policy: &pol::Config,
@@ -86,8 +76,6 @@ pub fn explain(
                       "detail": format!("another spelling of this path is judged by route `{}`", other.name)});
     }
     let route = m.route;
-    let groups = strings(claims.and_then(|c| c.get("cognito:groups")));
-    let scopes = strings(claims.and_then(|c| c.get("scope")));
     // Explain takes the route's issuer (or the first one) as the token's: claims carry a URL.
     let issuer = route
         .auth
@@ -95,6 +83,28 @@ pub fn explain(
         .clone()
         .or_else(|| policy.issuers.first().map(|i| i.name.clone()))
         .unwrap_or_default();
+    // Groups and scopes where that issuer puts them, read as the authorizer reads them.
+    let (groups_at, scopes_at) = policy.issuer(&issuer).map_or_else(
+        || {
+            (
+                pol::model::default_groups_claim(),
+                pol::model::default_scopes_claim(),
+            )
+        },
+        |i| (i.groups_claim.clone(), i.scopes_claim.clone()),
+    );
+    let read = |list: fn(Option<&Value>) -> Result<Vec<String>, claims::WrongShape>,
+                at: &pol::ClaimPath| {
+        claims.map_or(Ok(Vec::new()), |c| list(claims::at(c, at.segments())))
+    };
+    let (Ok(groups), Ok(scopes)) = (
+        read(claims::array, &groups_at),
+        read(claims::strings, &scopes_at),
+    ) else {
+        return json!({"path": path, "route": route.name, "allowed": false, "status": 401,
+                      "reason": "malformed",
+                      "detail": format!("the groups at `{groups_at}` must be an array of strings, the scopes at `{scopes_at}` an array or a space-separated string")});
+    };
     let principal = claims.map(|c| pol::Principal {
         issuer: &issuer,
         token_use: c.get("token_use").and_then(Value::as_str),

@@ -1,6 +1,7 @@
 //! Issuers and upstreams.
 
 use super::Ctx;
+use crate::claim_path::ClaimPath;
 use crate::file::{IssuerFile, S, UpstreamFile};
 use crate::model::{
     Balance, HashKey, HealthCheck, Issuer, JwksTimings, KeySource, Timeouts, TokenUse, Upstream,
@@ -235,6 +236,34 @@ pub(super) fn issuer(ctx: &mut Ctx<'_>, name: &S, f: &IssuerFile) -> Option<Issu
             max_stale: ctx.duration(j.max_stale.as_ref(), &format!("{key}.jwks.max_stale")),
         })
         .unwrap_or_default();
+    let claims = f.claims.as_ref();
+    let mut path = |raw: Option<&S>, what: &str, default: ClaimPath| -> ClaimPath {
+        let Some(s) = raw else { return default };
+        let ckey = format!("{key}.claims.{what}");
+        let Some(text) = ctx.text(s, &ckey) else {
+            return default;
+        };
+        match ClaimPath::parse(&text) {
+            Ok(p) => p,
+            Err(why) => {
+                ctx.push(
+                    ctx.diag(&s.referenced, &ckey, format!("invalid claim path `{text}`"))
+                        .help(why),
+                );
+                default
+            }
+        }
+    };
+    let groups_claim = path(
+        claims.and_then(|c| c.groups.as_ref()),
+        "groups",
+        crate::model::default_groups_claim(),
+    );
+    let scopes_claim = path(
+        claims.and_then(|c| c.scopes.as_ref()),
+        "scopes",
+        crate::model::default_scopes_claim(),
+    );
     Some(Issuer {
         name: n.clone(),
         source: source?,
@@ -245,6 +274,8 @@ pub(super) fn issuer(ctx: &mut Ctx<'_>, name: &S, f: &IssuerFile) -> Option<Issu
         leeway,
         algorithms,
         jwks,
+        groups_claim,
+        scopes_claim,
     })
 }
 

@@ -1,0 +1,95 @@
+//! Groups and scopes where an issuer puts them: a path of member names into the claims (the
+//! policy writes it as a JSON Pointer), and the value there read as a list of strings.
+
+use serde_json::{Map, Value};
+
+/// The claim is there but not of a shape this reader accepts: the token is malformed for its
+/// issuer, never read as an empty list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("claim has the wrong shape")]
+pub struct WrongShape;
+
+/// The value at `path` (member names, outermost first; an all-digit name also indexes an
+/// array); `None` when any step is missing.
+pub fn at<'c>(claims: &'c Map<String, Value>, path: &[String]) -> Option<&'c Value> {
+    let (first, rest) = path.split_first()?;
+    let mut v = claims.get(first)?;
+    for seg in rest {
+        v = match v {
+            Value::Object(m) => m.get(seg)?,
+            Value::Array(items) => items.get(seg.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+/// Groups: an array of strings (absent: none). `Err` for any other shape, a string included:
+/// the token is malformed for this issuer, never read as an empty list.
+pub fn array(value: Option<&Value>) -> Result<Vec<String>, WrongShape> {
+    match value {
+        Some(Value::String(_)) => Err(WrongShape),
+        other => strings(other),
+    }
+}
+
+/// Scopes: an array of strings (Okta's `scp`), or one string split on spaces (OAuth's `scope`,
+/// Entra's `scp`). `Err` for any other shape.
+pub fn strings(value: Option<&Value>) -> Result<Vec<String>, WrongShape> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned).ok_or(WrongShape))
+            .collect(),
+        Some(Value::String(s)) => Ok(s
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()),
+        Some(_) => Err(WrongShape),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use serde_json::json;
+
+    fn path(p: &[&str]) -> Vec<String> {
+        p.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn paths_and_shapes() {
+        let c = json!({
+            "cognito:groups": ["a", "b"],
+            "realm_access": {"roles": ["r1", "r2"]},
+            "scp": ["read", "write"],
+            "scope": "openid  email",
+            "https://example.com/roles": ["admin"],
+            "list": [{"x": "y"}],
+            "n": 7,
+        });
+        let c = c.as_object().unwrap();
+        let get = |p: &[&str]| strings(at(c, &path(p)));
+        assert_eq!(get(&["cognito:groups"]).unwrap(), ["a", "b"]);
+        assert_eq!(get(&["realm_access", "roles"]).unwrap(), ["r1", "r2"]);
+        assert_eq!(get(&["scp"]).unwrap(), ["read", "write"]);
+        assert_eq!(get(&["scope"]).unwrap(), ["openid", "email"]);
+        assert_eq!(get(&["https://example.com/roles"]).unwrap(), ["admin"]);
+        assert_eq!(get(&["list", "0", "x"]).unwrap(), ["y"]);
+        assert_eq!(get(&["absent"]).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            get(&["realm_access", "absent"]).unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(get(&["n"]).is_err());
+        assert!(get(&["realm_access"]).is_err());
+        assert!(strings(Some(&json!(["a", 1]))).is_err());
+        assert!(array(Some(&json!("admins"))).is_err());
+        assert_eq!(array(Some(&json!(["admins"]))).unwrap(), ["admins"]);
+    }
+}
