@@ -176,7 +176,7 @@ fn run<M: Measurement>(c: &mut Criterion<M>, prefix: &str) {
     )
     .unwrap();
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-    validation.set_issuer(&[f.rules.iss.as_str()]);
+    validation.set_issuer(&[&*f.rules.iss]);
     validation.validate_aud = false;
     validation.leeway = 0;
     assert!(jsonwebtoken::decode::<serde_json::Value>(&f.core_token, &dk, &validation).is_ok());

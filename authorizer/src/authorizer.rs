@@ -195,7 +195,7 @@ impl Authorizer {
                 let loaded = usable.as_ref().and_then(|g| g.as_ref());
                 IssuerStatus {
                     name: i.name().to_owned(),
-                    issuer: i.rules.iss.clone(),
+                    issuer: i.rules.iss.to_string(),
                     kids: loaded.map_or_else(Vec::new, |l| {
                         l.keys.kids().into_iter().map(str::to_owned).collect()
                     }),

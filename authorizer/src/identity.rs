@@ -44,6 +44,8 @@ impl TokenUse {
 pub struct Identity {
     /// The configured name of the issuer (not its url).
     pub issuer: Arc<str>,
+    /// The verified `iss`: the issuer's URL.
+    pub iss: Arc<str>,
     /// `sub`.
     pub sub: String,
     /// `username` (access tokens) or `cognito:username` (ID tokens); for OIDC also

@@ -17,7 +17,7 @@ pub struct IssuerRules {
     /// Configured name.
     pub name: Arc<str>,
     /// Exact `iss`.
-    pub iss: String,
+    pub iss: Arc<str>,
     /// Cognito claim rules (`token_use`, `client_id`/`aud` against app clients).
     pub cognito_style: bool,
     /// Accepted app clients (empty: any).
@@ -44,7 +44,7 @@ impl IssuerRules {
     pub fn from_config(config: &IssuerConfig) -> IssuerRules {
         IssuerRules {
             name: Arc::from(config.name.as_str()),
-            iss: config.source.issuer_url(),
+            iss: Arc::from(config.source.issuer_url()),
             cognito_style: config.is_cognito_style(),
             app_clients: config.app_clients.clone(),
             audiences: config.audiences.clone(),
@@ -67,7 +67,7 @@ pub fn verify(
     now: u64,
 ) -> Result<Identity, AuthError> {
     let decoded = decode(token, rules.max_token_bytes)?;
-    if decoded.iss() != rules.iss {
+    if decoded.iss() != &*rules.iss {
         return Err(AuthError::WrongIssuer);
     }
     check(decoded, rules, keys, now, &KeepClaims::All)
@@ -116,6 +116,7 @@ pub fn check(
     let exp = numeric_date(claims.get("exp"))?.unwrap_or(0).max(0) as u64;
     Ok(Identity {
         issuer: rules.name.clone(),
+        iss: rules.iss.clone(),
         sub,
         username,
         groups,

@@ -285,6 +285,8 @@ pub struct RouteFile {
     pub forward_token: Option<Spanned<bool>>,
     #[serde(default)]
     pub headers: Named<S>,
+    #[serde(default)]
+    pub header_encoding: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -340,6 +342,12 @@ pub struct CorsFile {
 pub struct IdentityHeadersFile {
     #[serde(default)]
     pub prefix: Option<S>,
+    #[serde(default)]
+    pub send: Option<Vec<S>>,
+    #[serde(default)]
+    pub encoding: Option<S>,
+    #[serde(default)]
+    pub encodings: Option<Named<S>>,
     #[serde(default)]
     pub claims: Option<Named<S>>,
 }

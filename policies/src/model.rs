@@ -232,26 +232,83 @@ pub struct Route {
     pub forward_token: bool,
     /// Extra headers set from claims for this route: (header name, claim name).
     pub headers: Vec<(String, String)>,
+    /// How array values in `headers` are written (default: `identity_headers.encoding`).
+    pub header_encoding: ArrayEncoding,
 }
+
+/// How an array of strings is written as one header value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ArrayEncoding {
+    /// A JSON array: `["users","analysts"]`.
+    #[default]
+    Json,
+    /// Comma-separated: `users,analysts`.
+    Csv,
+    /// An RFC 8941 structured-field list of strings: `"users", "analysts"`.
+    SfList,
+}
+
+impl ArrayEncoding {
+    /// Every encoding, with its name in the policy file.
+    pub const ALL: [(&'static str, ArrayEncoding); 3] = [
+        ("json", ArrayEncoding::Json),
+        ("csv", ArrayEncoding::Csv),
+        ("sf-list", ArrayEncoding::SfList),
+    ];
+
+    /// The encoding named `name` in the policy file.
+    pub fn from_name(name: &str) -> Option<ArrayEncoding> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, e)| *e)
+    }
+}
+
+/// The built-in identity headers, by suffix: what `identity_headers.send` may name.
+pub const BUILTIN_IDENTITY_HEADERS: [&str; 8] = [
+    "issuer",
+    "sub",
+    "username",
+    "groups",
+    "roles",
+    "scopes",
+    "client-id",
+    "token-use",
+];
 
 /// Headers carrying the verified identity to backends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdentityHeaders {
     /// Prefix of every identity header; client headers with it are removed (default `x-auth-`).
     pub prefix: String,
-    /// (header suffix, claim name): `x-auth-sub: <sub>`.
+    /// The built-in headers sent (suffixes from [`BUILTIN_IDENTITY_HEADERS`]); default `sub`,
+    /// `issuer`, `groups`.
+    pub send: Vec<String>,
+    /// How array values are written, unless `encodings` names the header.
+    pub encoding: ArrayEncoding,
+    /// (header suffix, encoding) for headers written otherwise.
+    pub encodings: Vec<(String, ArrayEncoding)>,
+    /// (header suffix, claim name): `x-auth-tenant: <custom:tenant>`; a present claim replaces
+    /// the built-in header of the same suffix.
     pub claims: Vec<(String, String)>,
+}
+
+impl IdentityHeaders {
+    /// The encoding of the header with this suffix.
+    pub fn encoding_of(&self, suffix: &str) -> ArrayEncoding {
+        self.encodings
+            .iter()
+            .find(|(s, _)| s == suffix)
+            .map_or(self.encoding, |(_, e)| *e)
+    }
 }
 
 impl Default for IdentityHeaders {
     fn default() -> Self {
         Self {
             prefix: "x-auth-".into(),
-            claims: vec![
-                ("sub".into(), "sub".into()),
-                ("issuer".into(), "iss".into()),
-                ("groups".into(), "cognito:groups".into()),
-            ],
+            send: vec!["sub".into(), "issuer".into(), "groups".into()],
+            encoding: ArrayEncoding::Json,
+            encodings: Vec::new(),
+            claims: Vec::new(),
         }
     }
 }

@@ -129,6 +129,7 @@ fixture_tests!(
     connections,
     connections_unknown,
     route_headers,
+    identity,
 );
 
 #[test]

@@ -32,6 +32,7 @@ fn route(name: &str, host: Option<&str>, path: &str, methods: &[&str]) -> Route 
         cors: None,
         forward_token: true,
         headers: Vec::new(),
+        header_encoding: Default::default(),
     }
 }
 

@@ -24,11 +24,18 @@ fn client_request() -> RequestHeader {
 }
 
 fn bench(c: &mut Criterion) {
-    let names = IdentityNames::new(&IdentitySettings::default()).unwrap();
+    let default = IdentityNames::new(&IdentitySettings::default()).unwrap();
+    let all = IdentityNames::new(&IdentitySettings {
+        send: poolgate_policies::model::BUILTIN_IDENTITY_HEADERS
+            .map(str::to_owned)
+            .to_vec(),
+        ..IdentitySettings::default()
+    })
+    .unwrap();
     let groups = vec!["editors".to_owned()];
     let scopes = vec!["openid".to_owned(), "profile".to_owned()];
     let view = IdentityView {
-        issuer: "bench",
+        iss: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123",
         sub: "7f3c2a9e-41b6-4c0d-9b1e-2f6a8d5c3e10",
         username: Some("user-0417"),
         groups: &groups,
@@ -39,21 +46,23 @@ fn bench(c: &mut Criterion) {
         claims: None,
     };
     let base = client_request();
-    c.bench_function("identity headers: build", |b| {
-        b.iter(|| identity_headers(black_box(&view), &names).unwrap())
-    });
-    c.bench_function("identity headers: build and set", |b| {
-        b.iter_batched_ref(
-            || base.clone(),
-            |req| {
-                identity_headers(black_box(&view), &names)
-                    .unwrap()
-                    .apply(req, &names)
-                    .unwrap()
-            },
-            criterion::BatchSize::SmallInput,
-        )
-    });
+    for (set, names) in [("default three", &default), ("all eight", &all)] {
+        c.bench_function(&format!("identity headers ({set}): build"), |b| {
+            b.iter(|| identity_headers(black_box(&view), names).unwrap())
+        });
+        c.bench_function(&format!("identity headers ({set}): build and set"), |b| {
+            b.iter_batched_ref(
+                || base.clone(),
+                |req| {
+                    identity_headers(black_box(&view), names)
+                        .unwrap()
+                        .apply(req, names)
+                        .unwrap()
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+    }
 }
 
 criterion_group!(benches, bench);

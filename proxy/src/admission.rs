@@ -377,7 +377,7 @@ pub(crate) fn backend_identity_headers(
 ) -> Result<BackendHeaders, headers::HeaderError> {
     let claims = IdentityClaims(&id.claims);
     let view = IdentityView {
-        issuer: &id.issuer,
+        iss: &id.iss,
         sub: &id.sub,
         username: id.username.as_deref(),
         groups: &id.groups,

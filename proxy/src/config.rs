@@ -197,20 +197,5 @@ pub struct UpstreamTls {
     pub ca: Option<PathBuf>,
 }
 
-/// Identity headers sent to backends.
-#[derive(Debug, Clone)]
-pub struct IdentitySettings {
-    /// Every client header starting with this (or with `-` read as `_`) is removed.
-    pub prefix: String,
-    /// `(claim, header suffix)` pairs; a present claim replaces the built-in header of that name.
-    pub claim_headers: Vec<(String, String)>,
-}
-
-impl Default for IdentitySettings {
-    fn default() -> Self {
-        Self {
-            prefix: "x-auth-".to_owned(),
-            claim_headers: Vec::new(),
-        }
-    }
-}
+/// Identity headers sent to backends: the policy's settings as they are.
+pub type IdentitySettings = poolgate_policies::model::IdentityHeaders;

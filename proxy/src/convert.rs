@@ -7,8 +7,8 @@ use poolgate_authorizer as authz;
 use poolgate_policies as pol;
 
 use crate::config::{
-    Balance, HashKey, HealthCheckSpec, IdentitySettings, ListenerSpec, ProxyConfig, Timeouts,
-    TlsFiles, UpstreamSpec, UpstreamTls,
+    Balance, HashKey, HealthCheckSpec, ListenerSpec, ProxyConfig, Timeouts, TlsFiles, UpstreamSpec,
+    UpstreamTls,
 };
 
 /// Listener used when the policy names none.
@@ -42,15 +42,7 @@ pub fn proxy_config(policy: Arc<pol::Config>) -> ProxyConfig {
     }
     cfg.admin = policy.admin;
     cfg.upstreams = policy.upstreams.iter().map(upstream).collect();
-    cfg.identity = IdentitySettings {
-        prefix: policy.identity_headers.prefix.clone(),
-        claim_headers: policy
-            .identity_headers
-            .claims
-            .iter()
-            .map(|(suffix, claim)| (claim.clone(), suffix.clone()))
-            .collect(),
-    };
+    cfg.identity = policy.identity_headers.clone();
     cfg.max_request_header_bytes =
         usize::try_from(policy.limits.max_request_header_bytes).unwrap_or(usize::MAX);
     // One worker per CPU this process may use (its affinity mask and cgroup quota count).

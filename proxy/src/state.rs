@@ -77,9 +77,11 @@ impl GateState {
             .routes
             .iter()
             .map(|r| {
-                headers::RouteHeaderNames::new(&r.headers).map_err(|e| StateError::RouteHeader {
-                    route: r.name.clone(),
-                    header: e.header,
+                headers::RouteHeaderNames::new(&r.headers, r.header_encoding).map_err(|e| {
+                    StateError::RouteHeader {
+                        route: r.name.clone(),
+                        header: e.header,
+                    }
                 })
             })
             .collect::<Result<_, _>>()?;

@@ -41,6 +41,9 @@ roles:
     allow: [ { methods: [GET, POST], paths: ["/api/**"] } ]
   owner:
     allow: [ { methods: [GET, PUT], paths: ["/users/{sub}", "/users/{sub}/**"] } ]
+identity_headers:
+  prefix: x-auth-
+  send: [issuer, sub, username, groups, roles, scopes, client-id, token-use]
 role_mapping:
   groups: { readers: [reader], clerks: [clerk], analysts: [analyst], api: [apiuser] }
   authenticated: [owner]
@@ -835,10 +838,9 @@ async fn a_cached_identity_gets_the_headers_of_the_configuration_in_force() {
     let before = proxy.shared.state.load_full();
 
     // Same issuers and claims (the verifier and its cache stay); other roles and prefix.
-    let changed = format!(
-        "{}identity_headers: {{ prefix: x-id- }}\n",
-        policy(&issuer, &be).replace("readers: [reader]", "readers: [reader, analyst]")
-    );
+    let changed = policy(&issuer, &be)
+        .replace("readers: [reader]", "readers: [reader, analyst]")
+        .replace("prefix: x-auth-", "prefix: x-id-");
     std::fs::write(&path, changed).unwrap();
     poolgate_proxy::reload::reload(&proxy.shared, &path)
         .await

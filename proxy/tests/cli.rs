@@ -73,11 +73,10 @@ fn check_exit_codes_and_output() {
     );
     let text = String::from_utf8_lossy(&ok.stdout);
     assert!(text.starts_with("ok: "), "{text}");
-    // The demo's identity headers read these three claims; nothing else does.
+    // The owner statement's `{sub}` is the one claim it reads: identity headers are built from
+    // the verified identity's typed fields.
     assert!(
-        text.contains(
-            "claims the policy reads (kept with each cached token): cognito:groups, iss, sub\n"
-        ),
+        text.contains("claims the policy reads (kept with each cached token): sub\n"),
         "{text}"
     );
     let json = Command::new(BIN)
@@ -86,10 +85,7 @@ fn check_exit_codes_and_output() {
         .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(json["ok"], true);
-    assert_eq!(
-        json["claims_read"],
-        serde_json::json!(["cognito:groups", "iss", "sub"])
-    );
+    assert_eq!(json["claims_read"], serde_json::json!(["sub"]));
 
     let bad = write_temp(
         "bad.yaml",

@@ -31,6 +31,8 @@ upstreams:
 roles:
   clerk:
     allow: [ { methods: [GET, POST], paths: ["/orders/**"] } ]
+identity_headers:
+  send: [sub, username, groups, roles, token-use]
 role_mapping:
   groups: { clerks: [clerk] }
 routes:

@@ -220,6 +220,7 @@ upstreams:
 roles:
   reader:
     allow: [ {{ methods: [GET], paths: ["/orders/**"] }} ]
+identity_headers: {{ send: [sub, roles] }}
 role_mapping:
   groups: {{ readers: [reader] }}
 routes:

@@ -3,7 +3,7 @@
 use super::{Ctx, Names, header_name, net::token_use};
 use crate::file::{RoleFile, RoleMappingFile, RouteFile, S, StatementFile};
 use crate::method::{METHODS, MethodSet};
-use crate::model::{AuthRequirement, Cors, Route};
+use crate::model::{AuthRequirement, Cors, IdentityHeaders, Route};
 use crate::pattern::{HostPattern, parse_host, parse_path};
 use crate::roles::{Effect, Role, RoleMapping, Rule, RuleMatch, RuleOp, Statement};
 use serde_saphyr::{Location, Spanned};
@@ -290,8 +290,9 @@ pub(super) fn route(
     index: usize,
     r: &Spanned<RouteFile>,
     names: &Names,
-    identity_prefix: &str,
+    identity: &IdentityHeaders,
 ) -> Option<Route> {
+    let identity_prefix = identity.prefix.as_str();
     let f = &r.value;
     let name = f
         .name
@@ -430,5 +431,11 @@ pub(super) fn route(
         cors,
         forward_token: f.forward_token.as_ref().is_none_or(|b| b.value),
         headers,
+        header_encoding: f
+            .header_encoding
+            .as_ref()
+            .map_or(Some(identity.encoding), |e| {
+                super::array_encoding(ctx, e, &format!("{key}.header_encoding"))
+            })?,
     })
 }

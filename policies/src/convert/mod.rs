@@ -17,8 +17,8 @@ use crate::Config;
 use crate::diag::Diagnostics;
 use crate::file::{ConnectionsFile, FileConfig, IncludeFile, Named, S};
 use crate::model::{
-    AccessLogTarget, ClientRequestId, Connections, IdentityHeaders, Limits, Listener, ListenerTls,
-    Server,
+    AccessLogTarget, ArrayEncoding, BUILTIN_IDENTITY_HEADERS, ClientRequestId, Connections,
+    IdentityHeaders, Limits, Listener, ListenerTls, Server,
 };
 
 /// The parsed main file and its parsed includes, each with its file name.
@@ -178,9 +178,7 @@ pub(crate) fn convert(parts: Parts, mut ctx: Ctx<'_>) -> Result<Config, Diagnost
             if let Some(n) = &r.value.name {
                 ctx.define(&mut route_names, n, "route", &format!("routes[{i}].name"));
             }
-            if let Some(route) =
-                access::route(&mut ctx, &origin, i, r, &names, &identity_headers.prefix)
-            {
+            if let Some(route) = access::route(&mut ctx, &origin, i, r, &names, &identity_headers) {
                 route_spans.push((
                     ctx.span(&r.value.matcher.path.referenced),
                     format!("routes[{i}].match.path"),
@@ -301,6 +299,26 @@ fn identity_headers(ctx: &mut Ctx<'_>, main: &FileConfig) -> IdentityHeaders {
     {
         out.prefix = prefix;
     }
+    if let Some(send) = &ih.send {
+        out.send.clear();
+        for (i, s) in send.iter().enumerate() {
+            let key = format!("identity_headers.send[{i}]");
+            let Some(name) = ctx.choice(s, &key, "identity header", &BUILTIN_IDENTITY_HEADERS)
+            else {
+                continue;
+            };
+            if out.send.iter().any(|n| n == name) {
+                ctx.error(&s.referenced, &key, format!("`{name}` is listed twice"));
+                continue;
+            }
+            out.send.push(name.to_owned());
+        }
+    }
+    if let Some(e) = &ih.encoding
+        && let Some(e) = array_encoding(ctx, e, "identity_headers.encoding")
+    {
+        out.encoding = e;
+    }
     if let Some(claims) = &ih.claims {
         out.claims.clear();
         for (suffix, claim) in &claims.0 {
@@ -311,7 +329,34 @@ fn identity_headers(ctx: &mut Ctx<'_>, main: &FileConfig) -> IdentityHeaders {
             out.claims.push((h, c));
         }
     }
+    for (suffix, e) in ih.encodings.iter().flat_map(|m| &m.0) {
+        let key = format!("identity_headers.encodings.{}", suffix.value);
+        let (Some(h), Some(e)) = (header_name(ctx, suffix, &key), array_encoding(ctx, e, &key))
+        else {
+            continue;
+        };
+        // A typo here would silently leave the header in the default encoding.
+        if !out.send.contains(&h) && !out.claims.iter().any(|(s, _)| *s == h) {
+            ctx.push(
+                ctx.diag(
+                    &suffix.referenced,
+                    &key,
+                    format!("no identity header `{h}` is sent"),
+                )
+                .help("name a header of `send` or `claims`"),
+            );
+            continue;
+        }
+        out.encodings.push((h, e));
+    }
     out
+}
+
+/// An array encoding by its name in the file.
+pub(crate) fn array_encoding(ctx: &mut Ctx<'_>, s: &S, key: &str) -> Option<ArrayEncoding> {
+    let names = ArrayEncoding::ALL.map(|(n, _)| n);
+    ctx.choice(s, key, "encoding", &names)
+        .and_then(ArrayEncoding::from_name)
 }
 
 /// Most threads a process may ask for: far beyond any machine, well short of exhausting it.

@@ -13,6 +13,11 @@
 //!
 //! Control characters (CR, LF, NUL, DEL…) in a string value are refused: no identity has them,
 //! and the request gets `400 identity_unrepresentable`.
+//!
+//! An array of strings is written in its header's encoding ([`ArrayEncoding`]). An element the
+//! encoding cannot carry so that a reader gets back exactly the same elements (a `,` in a
+//! comma-separated list, non-ASCII in a structured-field string) refuses the request the same
+//! way: elements never merge and are never dropped.
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
@@ -22,11 +27,13 @@ use serde_json::Value;
 
 use super::is_header_text;
 use crate::config::IdentitySettings;
+use poolgate_policies::model::{ArrayEncoding, BUILTIN_IDENTITY_HEADERS};
 
 /// A verified identity, borrowed, in the shape the backend headers need.
 #[derive(Debug, Clone, Copy)]
 pub struct IdentityView<'a> {
-    pub issuer: &'a str,
+    /// The verified `iss` (the issuer's URL).
+    pub iss: &'a str,
     pub sub: &'a str,
     pub username: Option<&'a str>,
     pub groups: &'a [String],
@@ -45,23 +52,26 @@ pub struct HeaderError {
     pub header: String,
 }
 
-/// Header names parsed once, each addressed by its slot.
+/// Header names parsed once, each addressed by its slot, with how its arrays are written.
 #[derive(Debug, Clone, Default)]
 pub struct SlotNames {
     names: Box<[HeaderName]>,
     /// The same names as bytes: what pingora's `insert_header` takes without copying.
     wire: Box<[Bytes]>,
+    encodings: Box<[ArrayEncoding]>,
 }
 
 impl SlotNames {
-    fn new(names: Vec<HeaderName>) -> Self {
+    fn new(names: Vec<(HeaderName, ArrayEncoding)>) -> Self {
         let wire = names
             .iter()
-            .map(|n| Bytes::copy_from_slice(n.as_str().as_bytes()))
+            .map(|(n, _)| Bytes::copy_from_slice(n.as_str().as_bytes()))
             .collect();
+        let encodings = names.iter().map(|(_, e)| *e).collect();
         Self {
-            names: names.into_boxed_slice(),
+            names: names.into_iter().map(|(n, _)| n).collect(),
             wire,
+            encodings,
         }
     }
 
@@ -69,6 +79,13 @@ impl SlotNames {
         self.names
             .get(usize::from(slot))
             .map_or("", HeaderName::as_str)
+    }
+
+    fn encoding(&self, slot: u16) -> ArrayEncoding {
+        self.encodings
+            .get(usize::from(slot))
+            .copied()
+            .unwrap_or_default()
     }
 }
 
@@ -89,6 +106,8 @@ fn parse_name(full: String) -> Result<HeaderName, HeaderError> {
 #[derive(Debug, Clone)]
 pub struct IdentityNames {
     slots: SlotNames,
+    /// The built-ins sent (their bits, see [`Builtin`]).
+    send: u8,
     /// `(claim, slot, replaces)`: a present claim replaces the built-in header of the same
     /// name (its bit in `replaces`, see [`Builtin`]), which is then not built at all.
     claims: Vec<(String, u16, u8)>,
@@ -105,16 +124,7 @@ struct Builtin;
 
 impl Builtin {
     /// Name suffixes, by slot.
-    const SUFFIXES: [&str; 8] = [
-        "issuer",
-        "sub",
-        "username",
-        "groups",
-        "roles",
-        "scopes",
-        "client-id",
-        "token-use",
-    ];
+    const SUFFIXES: [&str; 8] = BUILTIN_IDENTITY_HEADERS;
     const ISSUER: u16 = 0;
     const SUB: u16 = 1;
     const USERNAME: u16 = 2;
@@ -131,7 +141,7 @@ impl Builtin {
 }
 
 /// The slot the next name pushed onto `names` gets.
-fn next_slot(names: &[HeaderName], header: &HeaderName) -> Result<u16, HeaderError> {
+fn next_slot<T>(names: &[T], header: &HeaderName) -> Result<u16, HeaderError> {
     u16::try_from(names.len()).map_err(|_| HeaderError {
         header: header.as_str().to_owned(),
     })
@@ -140,25 +150,36 @@ fn next_slot(names: &[HeaderName], header: &HeaderName) -> Result<u16, HeaderErr
 impl IdentityNames {
     /// Names under `settings.prefix`; a prefix or suffix that cannot make a header name is an error.
     pub fn new(settings: &IdentitySettings) -> Result<Self, HeaderError> {
-        let name = |suffix: &str| parse_name(format!("{}{suffix}", settings.prefix));
+        let name = |suffix: &str| {
+            Ok((
+                parse_name(format!("{}{suffix}", settings.prefix))?,
+                settings.encoding_of(suffix),
+            ))
+        };
         let mut names = Builtin::SUFFIXES
             .iter()
             .map(|s| name(s))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut claims = Vec::with_capacity(settings.claim_headers.len());
-        for (claim, suffix) in &settings.claim_headers {
-            let header = name(suffix)?;
+        let send = Builtin::SUFFIXES
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| settings.send.iter().any(|n| n == *s))
+            .fold(0, |bits, (slot, _)| bits | Builtin::bit(slot as u16));
+        let mut claims = Vec::with_capacity(settings.claims.len());
+        for (suffix, claim) in &settings.claims {
+            let (header, encoding) = name(suffix)?;
             let replaces = names
                 .iter()
                 .take(Builtin::SUFFIXES.len())
-                .position(|n| *n == header)
+                .position(|(n, _)| *n == header)
                 .map_or(0, |slot| Builtin::bit(slot as u16));
             let slot = next_slot(&names, &header)?;
-            names.push(header);
+            names.push((header, encoding));
             claims.push((claim.clone(), slot, replaces));
         }
         Ok(Self {
             slots: SlotNames::new(names),
+            send,
             claims,
         })
     }
@@ -179,14 +200,15 @@ impl AsRef<SlotNames> for RouteHeaderNames {
 }
 
 impl RouteHeaderNames {
-    /// From the route's `(header, claim)` pairs; a name that cannot be a header is an error.
-    pub fn new(pairs: &[(String, String)]) -> Result<Self, HeaderError> {
+    /// From the route's `(header, claim)` pairs, arrays written in `encoding`; a name that
+    /// cannot be a header is an error.
+    pub fn new(pairs: &[(String, String)], encoding: ArrayEncoding) -> Result<Self, HeaderError> {
         let mut names = Vec::with_capacity(pairs.len());
         let mut claims = Vec::with_capacity(pairs.len());
         for (header, claim) in pairs {
             let header = parse_name(header.clone())?;
             claims.push((claim.clone(), next_slot(&names, &header)?));
-            names.push(header);
+            names.push((header, encoding));
         }
         Ok(Self {
             slots: SlotNames::new(names),
@@ -304,31 +326,63 @@ impl<'n> Builder<'n> {
         self.end(slot, start)
     }
 
-    /// A JSON array of strings, as `serde_json` writes it.
+    /// An array of strings in the slot's encoding.
     fn array<'s>(
         &mut self,
         slot: u16,
         items: impl Iterator<Item = &'s str>,
     ) -> Result<(), HeaderError> {
         let start = self.buf.len();
-        self.buf.push(b'[');
-        for (i, item) in items.enumerate() {
-            if i > 0 {
-                self.buf.push(b',');
+        match self.names.encoding(slot) {
+            ArrayEncoding::Json => {
+                self.buf.push(b'[');
+                for (i, item) in items.enumerate() {
+                    if i > 0 {
+                        self.buf.push(b',');
+                    }
+                    json_string(&mut self.buf, item);
+                }
+                self.buf.push(b']');
             }
-            json_string(&mut self.buf, item);
+            ArrayEncoding::Csv => {
+                for (i, item) in items.enumerate() {
+                    if !is_csv_element(item) {
+                        return Err(self.refused(slot));
+                    }
+                    if i > 0 {
+                        self.buf.push(b',');
+                    }
+                    self.buf.extend_from_slice(item.as_bytes());
+                }
+            }
+            ArrayEncoding::SfList => {
+                let mut list = String::new();
+                let mut out = sfv::RefListSerializer::new(&mut list);
+                for item in items {
+                    out = out
+                        .bare_item(&sfv::RefBareItem::String(item))
+                        .map_err(|_| self.refused(slot))?;
+                }
+                // RFC 8941: an empty list is not serialized; the header is left out.
+                if list.is_empty() {
+                    return Ok(());
+                }
+                self.buf.extend_from_slice(list.as_bytes());
+            }
         }
-        self.buf.push(b']');
         self.end(slot, start)
     }
 
-    /// A claim: a string raw, anything else as JSON.
+    /// A claim: a string raw, an array of strings in the slot's encoding, anything else as
+    /// JSON (an array of other values only where the encoding is JSON).
     fn claim(&mut self, slot: u16, value: &Value) -> Result<(), HeaderError> {
         match value {
             Value::String(s) => self.text(slot, s),
-            // The usual array claim (`cognito:groups`): strings only, written as `array` does.
             Value::Array(items) if items.iter().all(Value::is_string) => {
                 self.array(slot, items.iter().filter_map(Value::as_str))
+            }
+            Value::Array(_) if self.names.encoding(slot) != ArrayEncoding::Json => {
+                Err(self.refused(slot))
             }
             other => {
                 let start = self.buf.len();
@@ -360,6 +414,18 @@ fn json_string(buf: &mut Vec<u8>, text: &str) {
         }
         escape_non_ascii(buf, start);
     }
+}
+
+/// Whether `item` is one element of a comma-separated list that every reader splits back to
+/// itself: not empty, visible ASCII with inner spaces, and no `,` (the separator) or `"`
+/// (which opens a quoted string in HTTP's list syntax). Readers trim white space around
+/// elements, so none may start or end with it.
+fn is_csv_element(item: &str) -> bool {
+    let b = item.as_bytes();
+    let visible = |c: &u8| (0x21..0x7f).contains(c) && *c != b',' && *c != b'"';
+    b.first().is_some_and(visible)
+        && b.last().is_some_and(visible)
+        && b.iter().all(|c| *c == b' ' || visible(c))
 }
 
 /// The marker of an RFC 8187 `ext-value` in UTF-8 (no language tag).
@@ -429,13 +495,14 @@ fn escape_non_ascii(buf: &mut Vec<u8>, start: usize) {
     }
 }
 
-/// The identity headers for `id`, in a stable order. Arrays are JSON arrays (kept intact, no
-/// `"[a b]"` flattening); a string claim is sent raw, any other claim as JSON.
+/// The identity headers for `id` that the configuration sends, in a stable order. Arrays are
+/// written in each header's encoding, intact; a string claim is sent raw, any other claim as
+/// JSON.
 pub fn identity_headers(
     id: &IdentityView<'_>,
     names: &IdentityNames,
 ) -> Result<IdentityHeaders, HeaderError> {
-    let mut b = Builder::new(&names.slots, 256, 8 + names.claims.len());
+    let mut b = Builder::new(&names.slots, 128, 8 + names.claims.len());
     // Claim headers first: a present claim replaces the built-in header of its name, which is
     // then not built (by default `sub`, `issuer` and `groups` come from claims).
     let mut replaced = 0u8;
@@ -446,9 +513,9 @@ pub fn identity_headers(
         b.claim(*slot, value)?;
         replaced |= bit;
     }
-    let wanted = |slot: u16| replaced & Builtin::bit(slot) == 0;
+    let wanted = |slot: u16| (names.send & !replaced) & Builtin::bit(slot) != 0;
     if wanted(Builtin::ISSUER) {
-        b.text(Builtin::ISSUER, id.issuer)?;
+        b.text(Builtin::ISSUER, id.iss)?;
     }
     if wanted(Builtin::SUB) {
         b.text(Builtin::SUB, id.sub)?;

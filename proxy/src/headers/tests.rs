@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::IdentitySettings;
+use poolgate_policies::model::ArrayEncoding;
 use serde_json::Value;
 
 fn req(headers: &[(&str, &str)]) -> RequestHeader {
@@ -90,7 +91,7 @@ fn view<'a>(
     claims: Option<&'a dyn poolgate_policies::Claims>,
 ) -> IdentityView<'a> {
     IdentityView {
-        issuer: "shop",
+        iss: "https://idp.example/shop",
         sub: "1b2c-uuid",
         username: Some("alice"),
         groups,
@@ -102,10 +103,25 @@ fn view<'a>(
     }
 }
 
+fn all_builtins() -> IdentitySettings {
+    IdentitySettings {
+        send: poolgate_policies::model::BUILTIN_IDENTITY_HEADERS
+            .map(str::to_owned)
+            .to_vec(),
+        ..IdentitySettings::default()
+    }
+}
+
+fn values(h: &IdentityHeaders, names: &IdentityNames) -> Vec<(String, String)> {
+    h.pairs(names)
+        .map(|(k, v)| (k.to_owned(), String::from_utf8(v.to_vec()).unwrap()))
+        .collect()
+}
+
 #[test]
 fn identity_headers_keep_arrays_intact() {
     let groups = vec!["admins".to_owned(), "read ers".to_owned()];
-    let names = IdentityNames::new(&IdentitySettings::default()).unwrap();
+    let names = IdentityNames::new(&all_builtins()).unwrap();
     let h = identity_headers(&view(&groups, None), &names).unwrap();
     let get = |n: &str| {
         h.pairs(&names)
@@ -124,7 +140,129 @@ fn identity_headers_keep_arrays_intact() {
     );
     assert_eq!(get("x-auth-client-id").as_deref(), Some("client1"));
     assert_eq!(get("x-auth-token-use").as_deref(), Some("access"));
-    assert_eq!(get("x-auth-issuer").as_deref(), Some("shop"));
+    assert_eq!(
+        get("x-auth-issuer").as_deref(),
+        Some("https://idp.example/shop")
+    );
+}
+
+#[test]
+fn by_default_only_sub_issuer_and_groups_are_sent() {
+    let groups = vec!["admins".to_owned()];
+    let names = IdentityNames::new(&IdentitySettings::default()).unwrap();
+    let h = identity_headers(&view(&groups, None), &names).unwrap();
+    assert_eq!(
+        values(&h, &names),
+        [
+            (
+                "x-auth-issuer".to_owned(),
+                "https://idp.example/shop".to_owned()
+            ),
+            ("x-auth-sub".to_owned(), "1b2c-uuid".to_owned()),
+            ("x-auth-groups".to_owned(), r#"["admins"]"#.to_owned()),
+        ]
+    );
+}
+
+fn encoded(encoding: ArrayEncoding, groups: &[&str]) -> Result<Option<String>, HeaderError> {
+    let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+    let settings = IdentitySettings {
+        send: vec!["groups".into()],
+        encoding,
+        ..IdentitySettings::default()
+    };
+    let names = IdentityNames::new(&settings).unwrap();
+    let h = identity_headers(&view(&groups, None), &names)?;
+    Ok(values(&h, &names).pop().map(|(_, v)| v))
+}
+
+#[test]
+fn arrays_in_each_encoding_split_back_to_the_same_elements() {
+    use ArrayEncoding::{Csv, Json, SfList};
+    let ok = |e, g: &[&str]| encoded(e, g).unwrap();
+    assert_eq!(
+        ok(Csv, &["users", "analysts"]).as_deref(),
+        Some("users,analysts")
+    );
+    assert_eq!(ok(Csv, &["a b", "c:d/e"]).as_deref(), Some("a b,c:d/e"));
+    assert_eq!(ok(Csv, &[]).as_deref(), Some(""));
+    assert_eq!(
+        ok(SfList, &["users", "say \"hi\"", "back\\slash", ""]).as_deref(),
+        Some(r#""users", "say \"hi\"", "back\\slash", """#)
+    );
+    // RFC 8941: an empty list is not serialized at all.
+    assert_eq!(ok(SfList, &[]), None);
+    assert_eq!(ok(Json, &["a,b"]).as_deref(), Some(r#"["a,b"]"#));
+    // What a reader of each encoding could not split back exactly is refused.
+    for bad in [
+        &["a,b"][..],
+        &["users", ""],
+        &[" padded"],
+        &["padded "],
+        &["quo\"te"],
+        &["caf\u{e9}"],
+        &["tab\there"],
+    ] {
+        assert!(encoded(Csv, bad).is_err(), "csv {bad:?}");
+    }
+    for bad in [&["caf\u{e9}"][..], &["new\nline"], &["del\u{7f}"]] {
+        assert!(encoded(SfList, bad).is_err(), "sf-list {bad:?}");
+    }
+}
+
+#[test]
+fn sf_lists_parse_back_with_an_rfc_8941_parser() {
+    let groups = ["users", "a, b", "say \"hi\"", "x\\y", "(not) a ;param"];
+    let value = encoded(ArrayEncoding::SfList, &groups).unwrap().unwrap();
+    let parsed = sfv::Parser::parse_list(value.as_bytes()).unwrap();
+    let back: Vec<&str> = parsed
+        .iter()
+        .map(|e| match e {
+            sfv::ListEntry::Item(i) => i.bare_item.as_str().unwrap(),
+            sfv::ListEntry::InnerList(_) => panic!("inner list in {value}"),
+        })
+        .collect();
+    assert_eq!(back, groups);
+}
+
+#[test]
+fn claim_arrays_take_the_encoding_and_other_arrays_only_json() {
+    let mut claims = serde_json::Map::new();
+    claims.insert("perms".into(), serde_json::json!(["read:a", "write:b"]));
+    claims.insert("mixed".into(), serde_json::json!(["a", 1]));
+    claims.insert("tier".into(), serde_json::json!(3));
+    let settings = |claim: &str| IdentitySettings {
+        send: Vec::new(),
+        encoding: ArrayEncoding::Csv,
+        claims: vec![("x".into(), claim.into())],
+        ..IdentitySettings::default()
+    };
+    let build = |claim: &str| {
+        let names = IdentityNames::new(&settings(claim)).unwrap();
+        identity_headers(&view(&[], Some(&claims)), &names).map(|h| values(&h, &names))
+    };
+    assert_eq!(
+        build("perms").unwrap(),
+        [("x-auth-x".to_owned(), "read:a,write:b".to_owned())]
+    );
+    assert_eq!(
+        build("tier").unwrap(),
+        [("x-auth-x".to_owned(), "3".to_owned())]
+    );
+    assert!(build("mixed").is_err());
+    // A route's own headers take the route's encoding.
+    let names = RouteHeaderNames::new(
+        &[("x-perms".to_owned(), "perms".to_owned())],
+        ArrayEncoding::SfList,
+    )
+    .unwrap();
+    let h = route_claim_headers(&names, &claims).unwrap().unwrap();
+    assert_eq!(
+        h.pairs(&names)
+            .map(|(k, v)| (k.to_owned(), String::from_utf8(v.to_vec()).unwrap()))
+            .collect::<Vec<_>>(),
+        [("x-perms".to_owned(), r#""read:a", "write:b""#.to_owned())]
+    );
 }
 
 #[test]
@@ -136,13 +274,14 @@ fn claim_headers_map_strings_raw_and_others_as_json() {
     claims.insert("quoted".into(), serde_json::json!(["say \"hi\"", "\\"]));
     let settings = IdentitySettings {
         prefix: "x-auth-".into(),
-        claim_headers: vec![
-            ("custom:tier".into(), "tier".into()),
+        claims: vec![
+            ("tier".into(), "custom:tier".into()),
             ("perms".into(), "perms".into()),
             ("mixed".into(), "mixed".into()),
             ("quoted".into(), "quoted".into()),
             ("absent".into(), "absent".into()),
         ],
+        ..IdentitySettings::default()
     };
     let names = IdentityNames::new(&settings).unwrap();
     let h = identity_headers(&view(&[], Some(&claims)), &names).unwrap();
@@ -173,10 +312,11 @@ fn a_present_claim_replaces_its_built_in_header_and_an_absent_one_leaves_it() {
     );
     let settings = IdentitySettings {
         prefix: "x-auth-".into(),
-        claim_headers: vec![
-            ("iss".into(), "issuer".into()),
-            ("cognito:groups".into(), "groups".into()),
+        claims: vec![
+            ("issuer".into(), "iss".into()),
+            ("groups".into(), "cognito:groups".into()),
         ],
+        ..IdentitySettings::default()
     };
     let groups = vec!["admins".to_owned()];
     let names = IdentityNames::new(&settings).unwrap();
@@ -203,7 +343,8 @@ fn values_that_cannot_be_headers_are_refused_not_truncated() {
     );
     let settings = IdentitySettings {
         prefix: "x-auth-".into(),
-        claim_headers: vec![("evil".into(), "evil".into())],
+        claims: vec![("evil".into(), "evil".into())],
+        ..IdentitySettings::default()
     };
     let err = identity_headers(
         &view(&[], Some(&claims)),
@@ -267,7 +408,8 @@ fn string_claim(value: &str) -> Result<String, HeaderError> {
     claims.insert("name".into(), Value::String(value.into()));
     let settings = IdentitySettings {
         prefix: "x-auth-".into(),
-        claim_headers: vec![("name".into(), "name".into())],
+        claims: vec![("name".into(), "name".into())],
+        ..IdentitySettings::default()
     };
     let names = IdentityNames::new(&settings).unwrap();
     let h = identity_headers(&view(&[], Some(&claims)), &names)?;
@@ -322,7 +464,8 @@ fn non_ascii_in_other_json_claims_is_escaped() {
     );
     let settings = IdentitySettings {
         prefix: "x-auth-".into(),
-        claim_headers: vec![("profile".into(), "profile".into())],
+        claims: vec![("profile".into(), "profile".into())],
+        ..IdentitySettings::default()
     };
     let names = IdentityNames::new(&settings).unwrap();
     let h = identity_headers(&view(&[], Some(&claims)), &names).unwrap();
@@ -346,7 +489,8 @@ fn more_claim_mappings_than_built_in_headers_are_all_sent() {
     pairs.push(("sub".into(), "sub".into()));
     let settings = IdentitySettings {
         prefix: "x-auth-".into(),
-        claim_headers: pairs,
+        claims: pairs,
+        ..IdentitySettings::default()
     };
     let names = IdentityNames::new(&settings).unwrap();
     let h = identity_headers(&view(&[], Some(&claims)), &names).unwrap();
@@ -374,7 +518,7 @@ fn more_claim_mappings_than_built_in_headers_are_all_sent() {
 
 #[test]
 fn built_headers_are_set_on_the_request_replacing_any_of_the_same_name() {
-    let names = IdentityNames::new(&IdentitySettings::default()).unwrap();
+    let names = IdentityNames::new(&all_builtins()).unwrap();
     let groups = vec!["admins".to_owned()];
     let h = identity_headers(&view(&groups, None), &names).unwrap();
     let mut r = req(&[("X-Auth-Sub", "mallory"), ("accept", "*/*")]);
@@ -401,12 +545,15 @@ fn built_headers_are_set_on_the_request_replacing_any_of_the_same_name() {
 
 #[test]
 fn route_claim_headers_are_encoded_as_identity_claims_are_and_replace_client_values() {
-    let names = RouteHeaderNames::new(&[
-        ("X-Email".into(), "email".into()),
-        ("x-tenants".into(), "custom:tenants".into()),
-        ("x-level".into(), "custom:level".into()),
-        ("x-absent".into(), "nothing".into()),
-    ])
+    let names = RouteHeaderNames::new(
+        &[
+            ("X-Email".into(), "email".into()),
+            ("x-tenants".into(), "custom:tenants".into()),
+            ("x-level".into(), "custom:level".into()),
+            ("x-absent".into(), "nothing".into()),
+        ],
+        ArrayEncoding::Json,
+    )
     .unwrap();
     let claims: serde_json::Map<String, Value> = serde_json::from_str(
         r#"{"email":"a@example.com","custom:tenants":["t1","t\"2"],"custom:level":3}"#,
@@ -432,7 +579,7 @@ fn route_claim_headers_are_encoded_as_identity_claims_are_and_replace_client_val
     // An absent claim sets nothing (the gate strips the client's value beforehand).
     assert_eq!(r.headers.get("x-absent").unwrap(), "kept");
     // A route without claim headers builds nothing; an unsendable value is refused.
-    let none = RouteHeaderNames::new(&[]).unwrap();
+    let none = RouteHeaderNames::new(&[], ArrayEncoding::Json).unwrap();
     assert!(route_claim_headers(&none, &claims).unwrap().is_none());
     let bad: serde_json::Map<String, Value> =
         serde_json::from_str(r#"{"email":"a@example.com\r\nx-auth-sub: root"}"#).unwrap();
@@ -442,7 +589,9 @@ fn route_claim_headers_are_encoded_as_identity_claims_are_and_replace_client_val
             header: "x-email".into()
         }
     );
-    assert!(RouteHeaderNames::new(&[("bad name".into(), "email".into())]).is_err());
+    assert!(
+        RouteHeaderNames::new(&[("bad name".into(), "email".into())], ArrayEncoding::Json).is_err()
+    );
 }
 
 #[test]
