@@ -350,3 +350,51 @@ fn check_reads_a_ca_bundle_beside_the_policy_whatever_the_working_directory() {
     assert!(p["message"].as_str().unwrap().contains("ca.pem"), "{p}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn explain_reads_groups_and_scopes_where_the_issuer_puts_them() {
+    let policy = write_temp(
+        "keycloak.yaml",
+        r#"version: 1
+issuers:
+  keycloak:
+    issuer: https://sso.example.com/realms/main
+    jwks_url: https://sso.example.com/realms/main/certs
+    token_use: any
+    claims: { groups: /realm_access/roles, scopes: /scp }
+upstreams:
+  app: { targets: ["127.0.0.1:3000"] }
+roles:
+  reader:
+    allow: [ { methods: [GET], paths: ["/docs/**"] } ]
+role_mapping:
+  groups: { readers: [reader] }
+routes:
+  - name: docs
+    match: { path: "/docs/**" }
+    upstream: app
+    auth: { issuer: keycloak, scopes: { any_of: ["docs:read"] } }
+"#,
+    );
+    let explain = |claims: &str| {
+        let out = Command::new(BIN)
+            .args(["explain", "-c"])
+            .arg(&policy)
+            .args(["--format", "json", "--path", "/docs/1", "--claims", claims])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let ok = explain(r#"{"sub":"u","realm_access":{"roles":["readers"]},"scp":["docs:read"]}"#);
+    assert_eq!(ok["allowed"], true, "{ok}");
+    // The Cognito places are not this issuer's: nothing is read from them.
+    let cognito = explain(r#"{"sub":"u","cognito:groups":["readers"],"scope":"docs:read"}"#);
+    assert_eq!(cognito["allowed"], false, "{cognito}");
+    let wrong = explain(r#"{"sub":"u","realm_access":{"roles":"readers"},"scp":["docs:read"]}"#);
+    assert_eq!(
+        (wrong["status"].as_u64(), wrong["reason"].as_str()),
+        (Some(401), Some("malformed")),
+        "{wrong}"
+    );
+}
