@@ -69,6 +69,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub identity_headers: Option<IdentityHeadersFile>,
     #[serde(default)]
+    pub signed_identity: Option<Spanned<SignedIdentityFile>>,
+    #[serde(default)]
     pub limits: Option<LimitsFile>,
     #[serde(default)]
     pub server: Option<ServerFile>,
@@ -287,6 +289,8 @@ pub struct RouteFile {
     pub headers: Named<S>,
     #[serde(default)]
     pub header_encoding: Option<S>,
+    #[serde(default)]
+    pub signed_identity: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -350,6 +354,25 @@ pub struct IdentityHeadersFile {
     pub encodings: Option<Named<S>>,
     #[serde(default)]
     pub claims: Option<Named<S>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedIdentityFile {
+    pub keys: Vec<Spanned<SigningKeyFile>>,
+    #[serde(default)]
+    pub signer: Option<S>,
+    #[serde(default)]
+    pub ttl: Option<S>,
+    #[serde(default)]
+    pub publish_path: Option<S>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyFile {
+    pub kid: S,
+    pub file: S,
 }
 
 #[derive(Debug, Deserialize)]

@@ -142,6 +142,8 @@ enum Kind {
     TokenCache,
     Connections,
     IssuerClaims,
+    SignedIdentity,
+    SigningKey,
 }
 
 fn fields(kind: Kind) -> &'static [&'static str] {
@@ -171,6 +173,8 @@ fn fields(kind: Kind) -> &'static [&'static str] {
         Kind::Server => fields_of::<file::ServerFile>(),
         Kind::TokenCache => fields_of::<file::TokenCacheFile>(),
         Kind::Connections => fields_of::<file::ConnectionsFile>(),
+        Kind::SignedIdentity => fields_of::<file::SignedIdentityFile>(),
+        Kind::SigningKey => fields_of::<file::SigningKeyFile>(),
         Kind::IssuerClaims => fields_of::<file::IssuerClaimsFile>(),
     }
 }
@@ -194,6 +198,8 @@ fn child(kind: Kind, key: &str) -> Child {
         (Kind::Top, "role_mapping") => Struct(Kind::Mapping),
         (Kind::Top, "identity_headers") => Struct(Kind::IdentityHeaders),
         (Kind::Top, "limits") => Struct(Kind::Limits),
+        (Kind::Top, "signed_identity") => Struct(Kind::SignedIdentity),
+        (Kind::SignedIdentity, "keys") => SeqOf(Kind::SigningKey),
         (Kind::Top, "server") => Struct(Kind::Server),
         (Kind::Server, "token_cache") => Struct(Kind::TokenCache),
         (Kind::Server, "connections") => Struct(Kind::Connections),

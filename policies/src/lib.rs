@@ -80,6 +80,8 @@ pub struct Config {
     pub warnings: Diagnostics,
     /// Each file read, with the [`content_hash`] of the bytes read (main first).
     pub read: Vec<(PathBuf, u64)>,
+    /// Keys and settings of the ALB-compatible signed identity, if configured.
+    pub signed_identity: Option<model::SignedIdentity>,
     matcher: matcher::Matcher,
 }
 
@@ -113,8 +115,15 @@ impl Config {
             files: files.into_iter().map(PathBuf::from).collect(),
             warnings: Diagnostics::default(),
             read: Vec::new(),
+            signed_identity: None,
             matcher,
         }
+    }
+
+    /// Whether a verified identity must keep every claim: a route sends a signed identity,
+    /// whose body is the token's verified claims.
+    pub fn keeps_all_claims(&self) -> bool {
+        self.signed_identity.is_some() && self.routes.iter().any(|r| r.signed_identity)
     }
 
     /// Every claim this configuration reads besides the typed ones (`sub`, username, groups,

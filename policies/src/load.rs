@@ -246,6 +246,11 @@ pub(crate) fn load_text(
         },
         ctx,
     )?;
+    // Key files are watched as policy files are: a rotated key is a reload.
+    for k in config.signed_identity.iter().flat_map(|s| &s.keys) {
+        read_hashes.push((k.path.clone(), k.file_hash));
+        config.files.push(k.path.clone());
+    }
     config.read = read_hashes;
     Ok(config)
 }

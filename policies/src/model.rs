@@ -234,6 +234,43 @@ pub struct Route {
     pub headers: Vec<(String, String)>,
     /// How array values in `headers` are written (default: `identity_headers.encoding`).
     pub header_encoding: ArrayEncoding,
+    /// Whether the backend gets the ALB-compatible `x-amzn-oidc-*` headers.
+    pub signed_identity: bool,
+}
+
+/// Keys and settings of the signed identity (`x-amzn-oidc-data`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedIdentity {
+    /// The first signs; every one is published.
+    pub keys: Vec<SigningKey>,
+    /// The header's `signer` (ALB puts its ARN there).
+    pub signer: String,
+    /// Lifetime of an assertion (never past the token's own `exp`).
+    pub ttl: Duration,
+    /// Where the proxy's listeners publish the public keys, if anywhere
+    /// (`{path}/jwks.json`, `{path}/{kid}`).
+    pub publish_path: Option<String>,
+}
+
+/// A P-256 signing key read from a PEM file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    pub kid: String,
+    pub path: std::path::PathBuf,
+    /// The private key as PKCS#8 DER, checked to be P-256.
+    pub pkcs8: Vec<u8>,
+    /// Hash of the file's bytes, for the reload watcher.
+    pub file_hash: u64,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key itself: configurations are logged.
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How an array of strings is written as one header value.

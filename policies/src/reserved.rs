@@ -41,6 +41,11 @@ pub const SET_HEADERS: [&str; 4] = [
     REQUEST_ID,
 ];
 
+/// The prefix of the ALB-compatible identity headers (`x-amzn-oidc-data`, `-identity`,
+/// `-accesstoken`): removed from every request, so only poolgate's own reach a backend that
+/// trusts them.
+pub const SIGNED_IDENTITY_PREFIX: &str = "x-amzn-oidc-";
+
 /// The request id poolgate sets on every forwarded request.
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -69,6 +74,8 @@ pub fn folded_eq(a: &str, b: &str) -> bool {
 pub fn owned(name: &str, identity_prefix: &str) -> Option<&'static str> {
     if folded_starts_with(name, identity_prefix) {
         Some("it starts with the identity-header prefix")
+    } else if folded_starts_with(name, SIGNED_IDENTITY_PREFIX) {
+        Some("poolgate removes every `x-amzn-oidc-` header and sets its own signed identity")
     } else if folded_eq(name, REQUEST_ID) {
         Some("poolgate sets the request id")
     } else if SET_HEADERS.iter().any(|h| folded_eq(name, h)) {
@@ -103,5 +110,6 @@ mod tests {
             assert_eq!(owned(name, "x-auth-"), None, "{name}");
         }
         assert!(owned("x-id-sub", "x-id-").is_some());
+        assert!(owned("X_Amzn_Oidc_Data", "x-auth-").is_some());
     }
 }

@@ -130,6 +130,8 @@ fixture_tests!(
     connections_unknown,
     route_headers,
     identity,
+    signed_identity,
+    signed_identity_none,
 );
 
 #[test]

@@ -33,6 +33,7 @@ fn route(name: &str, host: Option<&str>, path: &str, methods: &[&str]) -> Route 
         forward_token: true,
         headers: Vec::new(),
         header_encoding: Default::default(),
+        signed_identity: false,
     }
 }
 

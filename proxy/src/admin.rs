@@ -59,7 +59,18 @@ pub fn answer(shared: &Shared, method: &str, path: &str) -> (StatusCode, &'stati
             TEXT,
             b"not ready\n".to_vec(),
         ),
-        _ => (StatusCode::NOT_FOUND, TEXT, b"not found\n".to_vec()),
+        _ => {
+            // The signed identity's public keys: `/identity/jwks.json`, `/identity/{kid}`.
+            let state = shared.state.load();
+            match state
+                .signed_identity
+                .as_ref()
+                .and_then(|s| s.admin_document(path))
+            {
+                Some((content_type, body)) => (StatusCode::OK, content_type, body.to_vec()),
+                None => (StatusCode::NOT_FOUND, TEXT, b"not found\n".to_vec()),
+            }
+        }
     }
 }
 

@@ -25,6 +25,10 @@ pub(crate) enum Verdict {
     Preflight {
         answer: respond::Answer,
     },
+    /// A public key of the signed identity, served at its `publish_path`.
+    Published {
+        answer: respond::Answer,
+    },
 }
 
 /// The verified identity's headers for the backend.
@@ -33,6 +37,8 @@ pub(crate) struct BackendHeaders {
     pub(crate) identity: Option<IdentityHeaders>,
     /// The route's own claim headers.
     pub(crate) route: Option<IdentityHeaders>,
+    /// The ALB-compatible signed identity, on routes that send it.
+    pub(crate) signed: Option<crate::signed_identity::SignedHeaders>,
 }
 
 impl BackendHeaders {
@@ -51,6 +57,11 @@ impl BackendHeaders {
             (&self.route, route.and_then(|i| state.route_headers.get(i)))
         {
             headers.apply(req, names)?;
+        }
+        if let Some(signed) = &self.signed {
+            signed.apply(req).map_err(|_| headers::HeaderError {
+                header: "x-amzn-oidc-data".to_owned(),
+            })?;
         }
         Ok(())
     }
@@ -130,6 +141,13 @@ pub(crate) async fn admit(
         });
     }
     let (host, forward_host) = authority(req)?;
+    if let Some(answer) = state
+        .signed_identity
+        .as_ref()
+        .and_then(|s| s.published(&req.method, &path))
+    {
+        return Ok(Verdict::Published { answer });
+    }
     let header_str = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
     let preflight_method = (req.method == http::Method::OPTIONS)
         .then(|| header_str("access-control-request-method"))
@@ -251,8 +269,17 @@ pub(crate) async fn admit(
     };
     let d = policy.decide(&m, method, &path, Some(&principal));
     if d.allowed {
-        let headers = backend_identity_headers(state, m.index, &identity, &d.roles)
+        let mut headers = backend_identity_headers(state, m.index, &identity, &d.roles)
             .map_err(|_| Denial::IdentityUnrepresentable)?;
+        if let (true, Some(signer)) = (route.signed_identity, &state.signed_identity) {
+            // A signing failure is the key's, not the client's; it cannot happen with a key
+            // that loaded, and is refused like an identity that cannot be sent.
+            headers.signed = Some(
+                signer
+                    .headers(token, &identity, unix_now())
+                    .map_err(|_| Denial::IdentityUnrepresentable)?,
+            );
+        }
         Ok(Verdict::Forward(admitted(
             d.reason.code(),
             Some(identity.clone()),
@@ -393,7 +420,15 @@ pub(crate) fn backend_identity_headers(
             Some(names) => headers::route_claim_headers(names, &claims)?,
             None => None,
         },
+        signed: None,
     })
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The policy engine's view of a verified identity's claims.

@@ -289,6 +289,13 @@ impl ProxyHttp for Gate {
                 respond::send(session, answer).await?;
                 return Ok(true);
             }
+            Ok(Verdict::Published { answer }) => {
+                ctx.decision = "allow";
+                ctx.reason = Cow::Borrowed("signed_identity_keys");
+                ctx.own_status = Some(answer.status);
+                respond::send(session, answer).await?;
+                return Ok(true);
+            }
             Err(d) => d,
         };
         ctx.deny(&denial);

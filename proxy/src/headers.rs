@@ -36,10 +36,13 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 // Header names equal once `_` is read as `-`: many backends (CGI, WSGI, Rack, PHP) map both
 // to `HTTP_X_AUTH_SUB`, so either spelling is the same header. The forwarding headers' `-`
 // spelling is replaced (or appended to); any spelling with `_` is removed.
-use poolgate_policies::reserved::{OVERRIDE_HEADERS, SET_HEADERS, folded_eq, folded_starts_with};
+use poolgate_policies::reserved::{
+    OVERRIDE_HEADERS, SET_HEADERS, SIGNED_IDENTITY_PREFIX, folded_eq, folded_starts_with,
+};
 
 /// Removes every header named `prefix…` in any mix of `-` and `_` (case-insensitive), the
-/// route's claim headers (`(header, claim)` pairs) under the same folding, the
+/// route's claim headers (`(header, claim)` pairs) under the same folding, every
+/// `x-amzn-oidc-*` header (poolgate's signed identity is the only one a backend may get), the
 /// path/method/origin override headers, and `_` spellings of the forwarding headers poolgate
 /// sets, so a client can neither pose as a verified identity nor redirect what was judged.
 /// Returns how many names were removed.
@@ -55,6 +58,7 @@ pub fn strip_identity_headers(
             let n = name.as_str(); // http::HeaderName is always lowercase
             let same = |other: &str| folded_eq(n, other);
             folded_starts_with(n, prefix)
+                || folded_starts_with(n, SIGNED_IDENTITY_PREFIX)
                 || claim_headers.iter().any(|(h, _)| same(h))
                 || OVERRIDE_HEADERS.iter().any(|o| same(o))
                 || (n.contains('_') && SET_HEADERS.iter().any(|o| same(o)))

@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod reload;
 pub mod respond;
 pub mod server;
+pub mod signed_identity;
 pub mod state;
 pub mod upstreams;
 pub mod verifier;

@@ -209,7 +209,9 @@ fn check(path: &Path, format: Format) -> ExitCode {
             if !p.issuers.is_empty() {
                 println!(
                     "claims the policy reads (kept with each cached token): {}",
-                    if claims.is_empty() {
+                    if p.keeps_all_claims() {
+                        "all (a route sends a signed identity)".to_owned()
+                    } else if claims.is_empty() {
                         "none".to_owned()
                     } else {
                         claims.join(", ")
@@ -223,7 +225,7 @@ fn check(path: &Path, format: Format) -> ExitCode {
             println!(
                 "{}",
                 serde_json::json!({"ok": true, "problems": [], "warnings": p.warnings.to_json(),
-                                   "claims_read": claims})
+                                   "claims_read": claims, "keeps_all_claims": p.keeps_all_claims()})
             );
             ExitCode::SUCCESS
         }

@@ -25,6 +25,8 @@ pub enum StateError {
     Identity(#[from] headers::HeaderError),
     #[error("route `{route}`: `{header}` cannot be a header name")]
     RouteHeader { route: String, header: String },
+    #[error(transparent)]
+    SigningKey(#[from] crate::signed_identity::KeyError),
 }
 
 /// The part of the configuration a reload swaps, read once per request.
@@ -38,6 +40,8 @@ pub struct GateState {
     pub(crate) identity_names: headers::IdentityNames,
     /// Each route's own claim headers (by index), parsed once.
     pub(crate) route_headers: Box<[headers::RouteHeaderNames]>,
+    /// Keys and cached assertions of the signed identity, when configured.
+    pub signed_identity: crate::signed_identity::Shared,
     pub realm: String,
     pub max_request_header_bytes: usize,
     /// Listener and admin addresses the process was started with (fixed until restart).
@@ -91,6 +95,17 @@ impl GateState {
             verifier,
             identity: cfg.identity.clone(),
             identity_names: headers::IdentityNames::new(&cfg.identity)?,
+            signed_identity: policy
+                .signed_identity
+                .as_ref()
+                .map(|s| {
+                    crate::signed_identity::SignedIdentity::new(
+                        s,
+                        policy.server.token_cache_capacity,
+                    )
+                    .map(Arc::new)
+                })
+                .transpose()?,
             route_headers,
             realm: cfg.realm.clone(),
             max_request_header_bytes: cfg.max_request_header_bytes,

@@ -95,7 +95,11 @@ pub fn for_policy(
     }
     let cache = CacheConfig {
         capacity: policy.server.token_cache_capacity,
-        keep_claims: KeepClaims::Only(Arc::new(policy.claims_read())),
+        keep_claims: if policy.keeps_all_claims() {
+            KeepClaims::All
+        } else {
+            KeepClaims::Only(Arc::new(policy.claims_read()))
+        },
         ..CacheConfig::default()
     };
     if let Some(prev) = previous

@@ -431,6 +431,7 @@ pub(super) fn route(
         cors,
         forward_token: f.forward_token.as_ref().is_none_or(|b| b.value),
         headers,
+        signed_identity: f.signed_identity.as_ref().is_some_and(|b| b.value),
         header_encoding: f
             .header_encoding
             .as_ref()

@@ -7,6 +7,7 @@
 mod access;
 mod ctx;
 mod net;
+mod signing;
 mod tls;
 
 pub(crate) use ctx::{Ctx, Def};
@@ -122,6 +123,10 @@ pub(crate) fn convert(parts: Parts, mut ctx: Ctx<'_>) -> Result<Config, Diagnost
         );
     }
     let identity_headers = identity_headers(&mut ctx, main);
+    let signed_identity = main
+        .signed_identity
+        .as_ref()
+        .and_then(|s| signing::signed_identity(&mut ctx, s));
     let limits = limits(&mut ctx, main);
     let server = server(&mut ctx, main);
 
@@ -178,6 +183,24 @@ pub(crate) fn convert(parts: Parts, mut ctx: Ctx<'_>) -> Result<Config, Diagnost
             if let Some(n) = &r.value.name {
                 ctx.define(&mut route_names, n, "route", &format!("routes[{i}].name"));
             }
+            if let Some(flag) = r.value.signed_identity.as_ref().filter(|b| b.value) {
+                let key = format!("routes[{i}].signed_identity");
+                if main.signed_identity.is_none() {
+                    ctx.push(
+                        ctx.diag(&flag.referenced, &key, "no `signed_identity` keys to sign with")
+                            .help("add a top-level `signed_identity: { keys: [{ kid: …, file: key.pem }] }`"),
+                    );
+                } else if r.value.public.as_ref().is_some_and(|p| p.value) {
+                    ctx.push(
+                        ctx.diag(
+                            &flag.referenced,
+                            &key,
+                            "a public route has no identity to sign",
+                        )
+                        .help("remove `signed_identity` or `public`"),
+                    );
+                }
+            }
             if let Some(route) = access::route(&mut ctx, &origin, i, r, &names, &identity_headers) {
                 route_spans.push((
                     ctx.span(&r.value.matcher.path.referenced),
@@ -223,6 +246,7 @@ pub(crate) fn convert(parts: Parts, mut ctx: Ctx<'_>) -> Result<Config, Diagnost
             .collect(),
     );
     config.warnings = warnings;
+    config.signed_identity = signed_identity;
     Ok(config)
 }
 

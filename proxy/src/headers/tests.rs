@@ -48,9 +48,12 @@ fn claim_headers_and_override_headers_are_stripped_in_every_spelling() {
         ("x_http_method_override", "DELETE"),
         ("Forwarded", "for=1.2.3.4"),
         ("x-tenant-idx", "kept"),
+        ("x-amzn-oidc-data", "eyJ..."),
+        ("X_Amzn_Oidc_Identity", "root"),
+        ("x-amzn-oidc-accesstoken", "eyJ..."),
     ]);
     let claim_headers = vec![("X-Tenant-Id".to_owned(), "custom:tenant".to_owned())];
-    assert_eq!(strip_identity_headers(&mut r, "x-auth-", &claim_headers), 5);
+    assert_eq!(strip_identity_headers(&mut r, "x-auth-", &claim_headers), 8);
     assert_eq!(names(&r), vec!["x-tenant-idx"]);
 
     // The forwarding headers poolgate sets: the `-` spelling stays (it is replaced or appended
