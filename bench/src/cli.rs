@@ -97,6 +97,8 @@ pub enum Scenario {
     Passthrough,
     /// 1,000 valid tokens, warm token cache.
     Hot,
+    /// `hot` on a route that also sends the ALB-compatible signed identity.
+    Signed,
     /// Every request carries a token never seen before.
     Cold,
     /// 70 % allowed, 15 % forbidden (403), 10 % invalid (401), 5 % unknown kid (401).
@@ -118,6 +120,7 @@ impl Scenario {
         match self {
             Scenario::Passthrough => "passthrough",
             Scenario::Hot => "hot",
+            Scenario::Signed => "signed",
             Scenario::Cold => "cold",
             Scenario::Mixed => "mixed",
             Scenario::Rotation => "rotation",
@@ -134,6 +137,7 @@ impl Scenario {
             vec![
                 Scenario::Passthrough,
                 Scenario::Hot,
+                Scenario::Signed,
                 Scenario::Cold,
                 Scenario::Mixed,
                 Scenario::Rotation,
@@ -195,7 +199,7 @@ mod tests {
     #[test]
     fn all_expands_in_order_once() {
         let v = Scenario::expand(&[Scenario::Hot, Scenario::All, Scenario::Hot]);
-        assert_eq!(v.len(), 8);
+        assert_eq!(v.len(), 9);
         assert_eq!(v.first(), Some(&Scenario::Passthrough));
         assert!(!v.contains(&Scenario::All));
         assert_eq!(

@@ -27,6 +27,8 @@ pub struct PolicySpec {
     pub es256: bool,
     /// Written into a role description, so each rewrite is a real change (`reload`).
     pub marker: u64,
+    /// A P-256 key file: the `articles` route sends the signed identity (`signed`).
+    pub signing_key: Option<std::path::PathBuf>,
 }
 
 fn head(s: &PolicySpec, out: &mut String) {
@@ -67,10 +69,19 @@ pub fn render(spec: &PolicySpec) -> String {
          role_mapping:\n  groups:\n    admin: [admin]\n    editors: [editor, reader]\n    readers: [reader]\n",
         spec.marker
     );
-    out.push_str(
-        "routes:\n  - name: health\n    match: { path: /healthz, methods: [GET] }\n    upstream: backend\n    public: true\n\
-         \x20 - name: articles\n    match: { path: \"/articles/**\" }\n    upstream: backend\n    auth: { issuer: bench }\n\
-         \x20 - name: admin\n    match: { path: \"/admin/**\" }\n    upstream: backend\n    auth: { issuer: bench, roles: [admin] }\n",
+    if let Some(key) = &spec.signing_key {
+        let _ = write!(
+            out,
+            "signed_identity:\n  keys:\n    - {{ kid: bench, file: \"{}\" }}\n",
+            key.display()
+        );
+    }
+    let _ = write!(
+        out,
+        "routes:\n  - name: health\n    match: {{ path: /healthz, methods: [GET] }}\n    upstream: backend\n    public: true\n\
+         \x20 - name: articles\n    match: {{ path: \"/articles/**\" }}\n    upstream: backend\n    auth: {{ issuer: bench }}\n    signed_identity: {}\n\
+         \x20 - name: admin\n    match: {{ path: \"/admin/**\" }}\n    upstream: backend\n    auth: {{ issuer: bench, roles: [admin] }}\n",
+        spec.signing_key.is_some()
     );
     for i in 0..spec.routes {
         let _ = write!(
@@ -99,6 +110,7 @@ mod tests {
             routes,
             es256: false,
             marker: 7,
+            signing_key: None,
         }
     }
 

@@ -37,17 +37,21 @@ struct PolicyKind {
     auth: bool,
     routes: usize,
     es256: bool,
+    /// The authorized route sends the signed identity.
+    signed: bool,
 }
 
 const PUBLIC: PolicyKind = PolicyKind {
     auth: false,
     routes: 0,
     es256: false,
+    signed: false,
 };
 const AUTH: PolicyKind = PolicyKind {
     auth: true,
     routes: 0,
     es256: false,
+    signed: false,
 };
 
 struct Ctx<'a> {
@@ -120,6 +124,23 @@ pub async fn local(
         let _ = std::fs::remove_dir_all(&ctx.dir);
     }
     result
+}
+
+/// A fresh P-256 key as PKCS#8 PEM, for the `signed` scenario.
+fn signing_key_pem() -> Result<String, String> {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    use base64::Engine;
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let der = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|_| "cannot generate a P-256 key".to_owned())?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    Ok(pem)
 }
 
 fn names(s: &[Scenario]) -> String {
@@ -372,7 +393,11 @@ impl Ctx<'_> {
             routes: kind.routes,
             es256: kind.es256,
             marker: 0,
+            signing_key: kind.signed.then(|| self.dir.join("signing-key.pem")),
         };
+        if let Some(key) = &spec.signing_key {
+            write_atomically(key, &signing_key_pem()?)?;
+        }
         let policy = self.dir.join(format!("{name}.yaml"));
         write_atomically(&policy, &render(&spec))?;
         let log = self.dir.join(format!("{name}.log"));
@@ -549,6 +574,19 @@ impl Ctx<'_> {
                 )
                 .await?
             }
+            Scenario::Signed => {
+                self.poolgate_row(
+                    "signed",
+                    &pg,
+                    PolicyKind {
+                        signed: true,
+                        ..AUTH
+                    },
+                    Workload::cycle(self.sets.hot.clone()),
+                    During::Nothing,
+                )
+                .await?
+            }
             Scenario::Cold => {
                 let mut r = self
                     .poolgate_row(
@@ -610,6 +648,7 @@ impl Ctx<'_> {
                     auth: true,
                     routes: self.sizes.routes,
                     es256: false,
+                    signed: false,
                 };
                 self.poolgate_row(
                     "routes",
@@ -625,6 +664,7 @@ impl Ctx<'_> {
                     auth: true,
                     routes: 0,
                     es256: true,
+                    signed: false,
                 };
                 let mut r = self
                     .poolgate_row(
@@ -803,6 +843,33 @@ pub fn bars(rows: &[Row], verify_rate: Option<f64>) -> Vec<Bar> {
         }
         _ => Bar {
             bar: "hot p99 ≤ 1.2× passthrough p99".into(),
+            figure: "–".into(),
+            met: None,
+        },
+    });
+    out.push(match (get("signed"), get("hot")) {
+        (Some(s), Some(h)) => match (s.cpu_us_per_req(), h.cpu_us_per_req()) {
+            (Some(cs), Some(ch)) if ch > 0.0 => {
+                let extra = cs / ch - 1.0;
+                Bar {
+                    bar: "signed identity ≤ 10 % of hot's CPU per request".into(),
+                    figure: format!(
+                        "{:+.1} % ({cs:.1} vs {ch:.1} CPU µs/req; {:.0} vs {:.0} req/s)",
+                        extra * 100.0,
+                        s.rps,
+                        h.rps
+                    ),
+                    met: Some(extra <= 0.10),
+                }
+            }
+            _ => Bar {
+                bar: "signed identity ≤ 10 % of hot's CPU per request".into(),
+                figure: "–".into(),
+                met: None,
+            },
+        },
+        _ => Bar {
+            bar: "signed identity ≤ 10 % of hot's CPU per request".into(),
             figure: "–".into(),
             met: None,
         },
