@@ -10,18 +10,25 @@ use serde_json::{Map, Value};
 pub struct WrongShape;
 
 /// The value at `path` (member names, outermost first; an all-digit name also indexes an
-/// array); `None` when any step is missing.
-pub fn at<'c>(claims: &'c Map<String, Value>, path: &[String]) -> Option<&'c Value> {
-    let (first, rest) = path.split_first()?;
-    let mut v = claims.get(first)?;
+/// array): `None` when a member or element is missing, `WrongShape` when a step meets a value
+/// it cannot go into (`realm_access` a string where `/realm_access/roles` is read).
+pub fn at<'c>(
+    claims: &'c Map<String, Value>,
+    path: &[String],
+) -> Result<Option<&'c Value>, WrongShape> {
+    let Some((first, rest)) = path.split_first() else {
+        return Ok(None);
+    };
+    let mut v = claims.get(first);
     for seg in rest {
         v = match v {
-            Value::Object(m) => m.get(seg)?,
-            Value::Array(items) => items.get(seg.parse::<usize>().ok()?)?,
-            _ => return None,
+            None => return Ok(None),
+            Some(Value::Object(m)) => m.get(seg),
+            Some(Value::Array(items)) => items.get(seg.parse::<usize>().map_err(|_| WrongShape)?),
+            Some(_) => return Err(WrongShape),
         };
     }
-    Some(v)
+    Ok(v)
 }
 
 /// Groups: an array of strings (absent: none). `Err` for any other shape, a string included:
@@ -74,7 +81,7 @@ mod tests {
             "n": 7,
         });
         let c = c.as_object().unwrap();
-        let get = |p: &[&str]| strings(at(c, &path(p)));
+        let get = |p: &[&str]| strings(at(c, &path(p))?);
         assert_eq!(get(&["cognito:groups"]).unwrap(), ["a", "b"]);
         assert_eq!(get(&["realm_access", "roles"]).unwrap(), ["r1", "r2"]);
         assert_eq!(get(&["scp"]).unwrap(), ["read", "write"]);
@@ -88,6 +95,10 @@ mod tests {
         );
         assert!(get(&["n"]).is_err());
         assert!(get(&["realm_access"]).is_err());
+        // A step into a scalar, or a name where an array is, is the wrong shape, not absence.
+        assert!(get(&["scope", "x"]).is_err());
+        assert!(get(&["list", "x"]).is_err());
+        assert_eq!(get(&["list", "5", "x"]).unwrap(), Vec::<String>::new());
         assert!(strings(Some(&json!(["a", 1]))).is_err());
         assert!(array(Some(&json!("admins"))).is_err());
         assert_eq!(array(Some(&json!(["admins"]))).unwrap(), ["admins"]);

@@ -46,6 +46,9 @@ pub struct Identity {
     pub issuer: Arc<str>,
     /// The verified `iss`: the issuer's URL.
     pub iss: Arc<str>,
+    /// Whether the token had its groups and scopes claims at all (an absent claim matches no
+    /// claim rule, not even `not_equals`).
+    pub claimed: ClaimedLists,
     /// `sub`.
     pub sub: String,
     /// `username` (access tokens) or `cognito:username` (ID tokens); for OIDC also
@@ -63,6 +66,13 @@ pub struct Identity {
     pub exp: u64,
     /// The token's claims (all, or those `KeepClaims` names), for claim rules and headers.
     pub claims: Claims,
+}
+
+/// Whether the groups and scopes claims were in the token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClaimedLists {
+    pub groups: bool,
+    pub scopes: bool,
 }
 
 /// A verified token's claims, compact: one boxed slice sorted by name. A cached identity holds

@@ -29,6 +29,6 @@ pub use config::{
     Algorithm, CacheConfig, IssuerConfig, JwksTimings, KeepClaims, KeySource, TokenUseRequirement,
 };
 pub use error::{AuthError, ConfigError, FetchError};
-pub use identity::{Claims, Identity, Requirement, TokenUse};
+pub use identity::{ClaimedLists, Claims, Identity, Requirement, TokenUse};
 pub use keys::KeySet;
 pub use verify::IssuerRules;

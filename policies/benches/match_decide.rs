@@ -59,6 +59,8 @@ fn bench(c: &mut Criterion) {
         token_use: Some("access"),
         groups: &groups,
         scopes: &scopes,
+        has_groups_claim: true,
+        has_scopes_claim: true,
         claims: &claims,
     };
 

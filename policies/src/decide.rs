@@ -22,10 +22,14 @@ pub struct Principal<'a> {
     pub issuer: &'a str,
     /// `access` or `id` (Cognito's `token_use`), if the token says.
     pub token_use: Option<&'a str>,
-    /// `cognito:groups`.
+    /// The groups, from where the issuer puts them (`cognito:groups` by default).
     pub groups: &'a [String],
-    /// The token's scopes (`scope`, split on spaces).
+    /// The scopes, from where the issuer puts them (`scope`, split on spaces, by default).
     pub scopes: &'a [String],
+    /// Whether the token had a groups claim and a scopes claim at all: a claim rule on an
+    /// absent one matches nothing.
+    pub has_groups_claim: bool,
+    pub has_scopes_claim: bool,
     /// Every claim of the token.
     pub claims: &'a dyn Claims,
 }

@@ -104,8 +104,13 @@ impl Rule {
     /// groups or scopes its issuer's claim paths gave (a Keycloak token's `realm_access.roles`).
     pub fn matches_principal(&self, p: &Principal<'_>) -> bool {
         match self.claim.as_str() {
-            GROUPS_CLAIM => self.matches_list(p.groups.iter().map(String::as_str)),
-            SCOPES_CLAIM => self.matches_list(p.scopes.iter().map(String::as_str)),
+            // An absent claim matches no rule, not even `not_equals`, as for any other claim.
+            GROUPS_CLAIM => {
+                p.has_groups_claim && self.matches_list(p.groups.iter().map(String::as_str))
+            }
+            SCOPES_CLAIM => {
+                p.has_scopes_claim && self.matches_list(p.scopes.iter().map(String::as_str))
+            }
             _ => self.matches(p.claims),
         }
     }

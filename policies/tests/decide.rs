@@ -86,6 +86,8 @@ impl Id {
             token_use: Some(self.token_use),
             groups: &self.groups,
             scopes: &self.scopes,
+            has_groups_claim: !self.groups.is_empty() || self.claims.contains_key("cognito:groups"),
+            has_scopes_claim: !self.scopes.is_empty() || self.claims.contains_key("scope"),
             claims: &self.claims,
         }
     }
@@ -310,4 +312,43 @@ fn config_can_be_shared_between_threads() {
     fn shared<T: Send + Sync>() {}
     shared::<Config>();
     shared::<poolgate_policies::Diagnostics>();
+}
+
+#[test]
+fn rules_on_groups_and_scopes_read_the_typed_lists_and_an_absent_claim_matches_nothing() {
+    let text = POLICY.replace(
+        "    - { claim: \"custom:tier\", equals: gold, roles: [gold] }\n",
+        "    - { claim: \"cognito:groups\", not_equals: suspended, roles: [gold] }\n\
+         \x20   - { claim: scope, equals: \"ops/read\", roles: [ops] }\n",
+    );
+    let c = load_str("inline.yaml", &text, &|_| None).unwrap_or_else(|d| panic!("{d}"));
+    let p = |groups: &[&str], has_groups: bool, scopes: &[&str], has_scopes: bool| {
+        let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+        let scopes: Vec<String> = scopes.iter().map(|g| (*g).to_owned()).collect();
+        let claims = Map::new();
+        let principal = Principal {
+            issuer: "shop",
+            token_use: Some("access"),
+            groups: &groups,
+            scopes: &scopes,
+            has_groups_claim: has_groups,
+            has_scopes_claim: has_scopes,
+            claims: &claims,
+        };
+        let premium = c
+            .decide_request(&host("h"), "GET", "/premium/x", Some(&principal))
+            .allowed;
+        let ops = c
+            .decide_request(&host("h"), "GET", "/ops/x", Some(&principal))
+            .allowed;
+        (premium, ops)
+    };
+    // not_equals on groups: a member of other groups matches; a suspended one does not; a token
+    // without the groups claim matches nothing (as before claim paths).
+    assert!(p(&["readers"], true, &[], false).0);
+    assert!(!p(&["suspended"], true, &[], false).0);
+    assert!(!p(&[], false, &[], false).0);
+    // Scopes are a list: membership, not the whole space-separated string.
+    assert!(p(&[], false, &["openid", "ops/read"], true).1);
+    assert!(!p(&[], false, &["openid"], true).1);
 }

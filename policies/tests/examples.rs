@@ -47,6 +47,8 @@ fn demo_behaves_as_documented() {
         token_use: Some("access"),
         groups: &groups,
         scopes: &[],
+        has_groups_claim: true,
+        has_scopes_claim: true,
         claims: &claims,
     };
     let r = |m: &str, path: &str, who: Option<&Principal<'_>>| {
@@ -101,9 +103,10 @@ fn shop_includes_its_catalogue() {
 #[test]
 fn shop_reads_exactly_the_claims_its_rules_headers_variables_and_hash_key_name() {
     let read: Vec<String> = load("shop.yaml").claims_read().into_iter().collect();
-    // email: the support rule; sub: `{sub}` variables, `x-customer`, `claim:sub` hashing and the
-    // identity headers, which also read username and cognito:groups.
-    assert_eq!(read, ["cognito:groups", "email", "sub", "username"]);
+    // email: the support rule; sub: `{sub}` variables, `x-customer` and `claim:sub` hashing;
+    // custom:tier: the `tier` identity header. The built-in identity headers (sub, username,
+    // groups…) come from the identity's typed fields and read no claim.
+    assert_eq!(read, ["custom:tier", "email", "sub"]);
 }
 
 #[test]

@@ -265,6 +265,8 @@ pub(crate) async fn admit(
         token_use: Some(identity.token_use.as_str()),
         groups: &identity.groups,
         scopes: &identity.scopes,
+        has_groups_claim: identity.claimed.groups,
+        has_scopes_claim: identity.claimed.scopes,
         claims: &IdentityClaims(&identity.claims),
     };
     let d = policy.decide(&m, method, &path, Some(&principal));
@@ -276,7 +278,7 @@ pub(crate) async fn admit(
             // that loaded, and is refused like an identity that cannot be sent.
             headers.signed = Some(
                 signer
-                    .headers(token, &identity, unix_now())
+                    .headers(token, &identity, unix_now(), route.forward_token)
                     .map_err(|_| Denial::IdentityUnrepresentable)?,
             );
         }

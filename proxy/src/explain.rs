@@ -93,11 +93,13 @@ pub fn explain(
         },
         |i| (i.groups_claim.clone(), i.scopes_claim.clone()),
     );
+    // (the list, whether the claim was there)
     let read = |list: fn(Option<&Value>) -> Result<Vec<String>, claims::WrongShape>,
                 at: &pol::ClaimPath| {
-        claims.map_or(Ok(Vec::new()), |c| list(claims::at(c, at.segments())))
+        let value = claims.map_or(Ok(None), |c| claims::at(c, at.segments()))?;
+        list(value).map(|l| (l, value.is_some()))
     };
-    let (Ok(groups), Ok(scopes)) = (
+    let (Ok((groups, has_groups_claim)), Ok((scopes, has_scopes_claim))) = (
         read(claims::array, &groups_at),
         read(claims::strings, &scopes_at),
     ) else {
@@ -110,6 +112,8 @@ pub fn explain(
         token_use: c.get("token_use").and_then(Value::as_str),
         groups: &groups,
         scopes: &scopes,
+        has_groups_claim,
+        has_scopes_claim,
         claims: c,
     });
     let d = policy.decide(&m, method, &path, principal.as_ref());

@@ -262,6 +262,12 @@ async fn a_claim_of_the_wrong_shape_is_a_malformed_token_and_never_reaches_the_b
             "/k/docs/1",
             json!({"realm_access": {"roles": ["readers", 7]}, "scope": "docs:read"}),
         ),
+        // A step into a string is the wrong shape, not an absent claim.
+        (
+            &e.keycloak,
+            "/k/docs/1",
+            json!({"realm_access": "readers", "scope": "docs:read"}),
+        ),
         (
             &e.okta,
             "/o/docs/1",

@@ -76,6 +76,12 @@ routes:
     upstream: app
     auth: {{ issuer: shop }}
     signed_identity: true
+  - name: web-edge-token
+    match: {{ path: "/edge/**" }}
+    upstream: app
+    auth: {{ issuer: shop }}
+    signed_identity: true
+    forward_token: false
   - name: api
     match: {{ path: "/api/**" }}
     upstream: app
@@ -269,6 +275,12 @@ async fn backends_get_an_alb_style_assertion_they_can_verify() {
     let [bobs, _, _] = e.seen("/web/1", &other, &[]).await;
     assert_ne!(bobs.as_deref(), Some(data.as_str()));
     assert_eq!(verify(&bobs.unwrap(), &keys).unwrap().1["username"], "bob");
+
+    // A route that keeps the token at the edge keeps it out of x-amzn-oidc-accesstoken too.
+    let [edge_data, edge_id, edge_token] = e.seen("/edge/1", &token, &[]).await;
+    assert!(verify(&edge_data.unwrap(), &keys).is_ok());
+    assert_eq!(edge_id.as_deref(), Some(sub.as_str()));
+    assert_eq!(edge_token, None);
 
     // A route without it sends none, and a client's copy never gets through.
     let [none, none_id, none_token] = e.seen("/api/1", &token, &spoof).await;

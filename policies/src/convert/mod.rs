@@ -321,7 +321,23 @@ fn identity_headers(ctx: &mut Ctx<'_>, main: &FileConfig) -> IdentityHeaders {
     if let Some(p) = &ih.prefix
         && let Some(prefix) = header_name(ctx, p, "identity_headers.prefix")
     {
-        out.prefix = prefix;
+        use crate::reserved::{SIGNED_IDENTITY_PREFIX, folded_starts_with};
+        // Either way round, some identity header would land under `x-amzn-oidc-`, which only
+        // the signed identity may set.
+        if folded_starts_with(&prefix, SIGNED_IDENTITY_PREFIX)
+            || folded_starts_with(SIGNED_IDENTITY_PREFIX, &prefix)
+        {
+            ctx.push(
+                ctx.diag(
+                    &p.referenced,
+                    "identity_headers.prefix",
+                    format!("prefix `{prefix}` overlaps `{SIGNED_IDENTITY_PREFIX}`"),
+                )
+                .help("those headers are the signed identity's alone: pick another prefix"),
+            );
+        } else {
+            out.prefix = prefix;
+        }
     }
     if let Some(send) = &ih.send {
         out.send.clear();

@@ -172,6 +172,11 @@ fn key_file(ctx: &mut Ctx<'_>, s: &S, key: &str) -> Option<(std::path::PathBuf, 
 }
 
 fn read_key(path: &Path) -> Result<Vec<u8>, String> {
+    // Looked at before opening: opening a FIFO would wait for a writer.
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file".to_owned());
+    }
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
     let mut bytes = Vec::new();
     file.take(MAX_KEY_BYTES + 1)

@@ -345,7 +345,9 @@ impl<'n> Builder<'n> {
                 self.buf.push(b']');
             }
             ArrayEncoding::Csv => {
+                let mut empty = true;
                 for (i, item) in items.enumerate() {
+                    empty = false;
                     if !is_csv_element(item) {
                         return Err(self.refused(slot));
                     }
@@ -353,6 +355,10 @@ impl<'n> Builder<'n> {
                         self.buf.push(b',');
                     }
                     self.buf.extend_from_slice(item.as_bytes());
+                }
+                // As in sf-list: a reader would split an empty value into one empty element.
+                if empty {
+                    return Ok(());
                 }
             }
             ArrayEncoding::SfList => {
@@ -373,17 +379,19 @@ impl<'n> Builder<'n> {
         self.end(slot, start)
     }
 
-    /// A claim: a string raw, an array of strings in the slot's encoding, anything else as
-    /// JSON (an array of other values only where the encoding is JSON).
+    /// A claim. In a JSON slot: a string raw, anything else as JSON. In a list slot (csv,
+    /// sf-list) the header is read as a list, so a string is a one-element list (a custom
+    /// attribute `"users,admins"` must not read as two groups), numbers and booleans are
+    /// their JSON text, and objects or arrays of anything but strings are refused.
     fn claim(&mut self, slot: u16, value: &Value) -> Result<(), HeaderError> {
+        let list_slot = self.names.encoding(slot) != ArrayEncoding::Json;
         match value {
+            Value::String(s) if list_slot => self.array(slot, std::iter::once(s.as_str())),
             Value::String(s) => self.text(slot, s),
             Value::Array(items) if items.iter().all(Value::is_string) => {
                 self.array(slot, items.iter().filter_map(Value::as_str))
             }
-            Value::Array(_) if self.names.encoding(slot) != ArrayEncoding::Json => {
-                Err(self.refused(slot))
-            }
+            Value::Array(_) | Value::Object(_) if list_slot => Err(self.refused(slot)),
             other => {
                 let start = self.buf.len();
                 if serde_json::to_writer(&mut self.buf, other).is_err() {

@@ -188,7 +188,9 @@ fn arrays_in_each_encoding_split_back_to_the_same_elements() {
         Some("users,analysts")
     );
     assert_eq!(ok(Csv, &["a b", "c:d/e"]).as_deref(), Some("a b,c:d/e"));
-    assert_eq!(ok(Csv, &[]).as_deref(), Some(""));
+    // An empty list is no header in either list encoding: an empty value would split into
+    // one empty element.
+    assert_eq!(ok(Csv, &[]), None);
     assert_eq!(
         ok(SfList, &["users", "say \"hi\"", "back\\slash", ""]).as_deref(),
         Some(r#""users", "say \"hi\"", "back\\slash", """#)
@@ -234,6 +236,9 @@ fn claim_arrays_take_the_encoding_and_other_arrays_only_json() {
     claims.insert("perms".into(), serde_json::json!(["read:a", "write:b"]));
     claims.insert("mixed".into(), serde_json::json!(["a", 1]));
     claims.insert("tier".into(), serde_json::json!(3));
+    claims.insert("joined".into(), serde_json::json!("users,admins"));
+    claims.insert("plain".into(), serde_json::json!("gold"));
+    claims.insert("object".into(), serde_json::json!({"a": "b"}));
     let settings = |claim: &str| IdentitySettings {
         send: Vec::new(),
         encoding: ArrayEncoding::Csv,
@@ -253,6 +258,14 @@ fn claim_arrays_take_the_encoding_and_other_arrays_only_json() {
         [("x-auth-x".to_owned(), "3".to_owned())]
     );
     assert!(build("mixed").is_err());
+    // A string claim in a list header is a one-element list: a comma in it is refused, never
+    // read as two elements; an object has no list form.
+    assert!(build("joined").is_err());
+    assert_eq!(
+        build("plain").unwrap(),
+        [("x-auth-x".to_owned(), "gold".to_owned())]
+    );
+    assert!(build("object").is_err());
     // A route's own headers take the route's encoding.
     let names = RouteHeaderNames::new(
         &[("x-perms".to_owned(), "perms".to_owned())],

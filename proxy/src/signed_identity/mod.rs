@@ -34,8 +34,9 @@ pub struct SignedIdentity {
     signer: String,
     ttl: u64,
     publish_path: Option<String>,
-    /// Assertions by token; `None` when the token cache is off.
-    cache: Option<moka::sync::Cache<Box<str>, HeaderValue>>,
+    /// Assertions by token; `None` when the token cache is off. Hashed with foldhash: a
+    /// token is about a kilobyte, and this lookup is on every request of the route.
+    cache: Option<moka::sync::Cache<Box<str>, HeaderValue, foldhash::fast::RandomState>>,
 }
 
 impl std::fmt::Debug for SignedIdentity {
@@ -52,7 +53,8 @@ impl std::fmt::Debug for SignedIdentity {
 pub struct SignedHeaders {
     data: HeaderValue,
     identity: HeaderValue,
-    token: HeaderValue,
+    /// `None` on a route with `forward_token: false`: the token stays at the edge.
+    token: Option<HeaderValue>,
 }
 
 impl SignedHeaders {
@@ -60,7 +62,9 @@ impl SignedHeaders {
     pub fn apply(&self, req: &mut RequestHeader) -> pingora::Result<()> {
         req.insert_header("x-amzn-oidc-data", self.data.clone())?;
         req.insert_header("x-amzn-oidc-identity", self.identity.clone())?;
-        req.insert_header("x-amzn-oidc-accesstoken", self.token.clone())?;
+        if let Some(token) = &self.token {
+            req.insert_header("x-amzn-oidc-accesstoken", token.clone())?;
+        }
         Ok(())
     }
 }
@@ -76,7 +80,7 @@ impl SignedIdentity {
             moka::sync::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(Duration::from_secs(ttl.div_ceil(2)))
-                .build()
+                .build_with_hasher(foldhash::fast::RandomState::default())
         });
         Ok(SignedIdentity {
             keys: Keys::new(&cfg.keys)?,
@@ -87,15 +91,19 @@ impl SignedIdentity {
         })
     }
 
-    /// The headers for `id`, verified from `token`, at `now` (seconds since the epoch).
+    /// The headers for `id`, verified from `token`, at `now` (seconds since the epoch);
+    /// `x-amzn-oidc-accesstoken` only when the route forwards the token.
     pub fn headers(
         &self,
         token: &str,
         id: &Identity,
         now: u64,
+        forward_token: bool,
     ) -> Result<SignedHeaders, SignError> {
         let identity = crate::headers::header_value(&id.sub).ok_or(SignError::Unrepresentable)?;
-        let token_value = HeaderValue::from_str(token).map_err(|_| SignError::Unrepresentable)?;
+        let token_value = forward_token
+            .then(|| HeaderValue::from_str(token).map_err(|_| SignError::Unrepresentable))
+            .transpose()?;
         let data = match self.cache.as_ref().and_then(|c| c.get(token)) {
             Some(hit) => hit,
             None => {
