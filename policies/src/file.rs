@@ -205,6 +205,8 @@ pub struct TimeoutsFile {
     pub write: Option<S>,
     #[serde(default)]
     pub idle: Option<S>,
+    #[serde(default)]
+    pub total: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -291,6 +293,8 @@ pub struct RouteFile {
     pub header_encoding: Option<S>,
     #[serde(default)]
     pub signed_identity: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub total_timeout: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -158,6 +158,8 @@ pub struct Timeouts {
     pub read: Option<Duration>,
     pub write: Option<Duration>,
     pub idle: Option<Duration>,
+    /// The whole exchange with the backend: connect, request, response head and body.
+    pub total: Option<Duration>,
 }
 
 /// TLS towards an upstream.
@@ -236,6 +238,8 @@ pub struct Route {
     pub header_encoding: ArrayEncoding,
     /// Whether the backend gets the ALB-compatible `x-amzn-oidc-*` headers.
     pub signed_identity: bool,
+    /// The whole exchange with the backend, for this route (else the upstream's `total`).
+    pub total_timeout: Option<Duration>,
 }
 
 /// Keys and settings of the signed identity (`x-amzn-oidc-data`).

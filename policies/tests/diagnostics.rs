@@ -132,6 +132,7 @@ fixture_tests!(
     identity,
     signed_identity,
     signed_identity_none,
+    total_timeout,
 );
 
 #[test]

@@ -34,6 +34,7 @@ fn route(name: &str, host: Option<&str>, path: &str, methods: &[&str]) -> Route 
         headers: Vec::new(),
         header_encoding: Default::default(),
         signed_identity: false,
+        total_timeout: None,
     }
 }
 

@@ -172,6 +172,9 @@ pub struct Timeouts {
     pub write: Duration,
     /// How long an idle keep-alive connection to the upstream stays pooled.
     pub idle: Duration,
+    /// The whole exchange (connect, request, response head and body); `None`: only the
+    /// per-read and per-write timeouts bound it.
+    pub total: Option<Duration>,
 }
 
 impl Default for Timeouts {
@@ -181,6 +184,7 @@ impl Default for Timeouts {
             read: Duration::from_secs(30),
             write: Duration::from_secs(30),
             idle: Duration::from_secs(60),
+            total: None,
         }
     }
 }

@@ -87,6 +87,7 @@ fn upstream(u: &pol::Upstream) -> UpstreamSpec {
             read: u.timeouts.read.unwrap_or(defaults.read),
             write: u.timeouts.write.unwrap_or(defaults.write),
             idle: u.timeouts.idle.unwrap_or(defaults.idle),
+            total: u.timeouts.total,
         },
         tls: u.tls.as_ref().map(|t| UpstreamTls {
             sni: t.sni.clone().unwrap_or_else(|| first_host.clone()),

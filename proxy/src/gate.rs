@@ -36,6 +36,7 @@ use crate::access_log::AccessRecord;
 use crate::admission::{BackendHeaders, Verdict, admit};
 use crate::config::HashKey;
 use crate::connections::{self, Closure};
+use crate::deadline;
 use crate::headers;
 use crate::respond::{self, Denial};
 use crate::upstreams::Upstream;
@@ -76,6 +77,10 @@ pub struct RequestCtx {
     own_status: Option<u16>,
     /// The peer is one of `server.trusted_proxies`: its `X-Forwarded-For` is kept.
     trusted_peer: bool,
+    /// When the exchange with the backend must be over (`timeouts.total`), fixed at the first
+    /// attempt; and the timer that enforces it on the current connection.
+    deadline: Option<Instant>,
+    cut: Option<deadline::Cut>,
 }
 
 impl RequestCtx {
@@ -100,6 +105,8 @@ impl RequestCtx {
             reason: Cow::Borrowed("-"),
             own_status: None,
             trusted_peer: false,
+            deadline: None,
+            cut: None,
         }
     }
 
@@ -333,10 +340,30 @@ impl ProxyHttp for Gate {
         } else {
             Cow::Borrowed(&[][..])
         };
+        let total = ctx
+            .matched
+            .zip(ctx.state.as_deref())
+            .and_then(|(i, s)| s.route(i))
+            .and_then(|r| r.total_timeout)
+            .or_else(|| up.total_timeout());
+        let left = match total {
+            None => None,
+            Some(total) => {
+                let at = *ctx.deadline.get_or_insert_with(|| Instant::now() + total);
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(deadline::expired());
+                }
+                Some(left)
+            }
+        };
         match up.select(&key, &ctx.tried) {
-            Some(peer) => {
+            Some(mut peer) => {
                 if let Some(addr) = peer._address.as_inet() {
                     ctx.tried.push(*addr);
+                }
+                if let Some(left) = left {
+                    deadline::clamp(&mut peer, left);
                 }
                 Ok(peer)
             }
@@ -361,8 +388,10 @@ impl ProxyHttp for Gate {
                 .with_label_values(&[up.name.as_str(), failure_kind(&e)])
                 .inc();
             ctx.connect_failure_counted = true;
-            // Nothing was sent yet, so another target is always safe to try.
-            if ctx.tried.len() < up.target_count() {
+            // Nothing was sent yet, so another target is always safe to try, unless the
+            // exchange's deadline has passed.
+            let expired = ctx.deadline.is_some_and(|d| Instant::now() >= d);
+            if ctx.tried.len() < up.target_count() && !expired {
                 e.set_retry(true);
             }
         }
@@ -422,10 +451,27 @@ impl ProxyHttp for Gate {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
+        // A tunnel is not bounded by the exchange's deadline, and a response without a body
+        // may hand the connection back without a body filter call: disarm before that.
+        let status = upstream_response.status;
+        let no_body = session.req_header().method == http::Method::HEAD
+            || status == http::StatusCode::SWITCHING_PROTOCOLS
+            || status == http::StatusCode::NO_CONTENT
+            || status == http::StatusCode::NOT_MODIFIED
+            || upstream_response
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() == b"0");
+        if let (true, Some(cut)) = (no_body, &ctx.cut) {
+            if cut.fired() {
+                return Err(deadline::expired());
+            }
+            cut.disarm();
+        }
         // pingora forwards only WebSocket upgrade requests, but accepts a 101 whatever protocol
         // it names, and after a 101 bytes flow unjudged both ways. Only WebSocket is let through.
         if upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS
@@ -439,6 +485,63 @@ impl ProxyHttp for Gate {
             ));
         }
         Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Option<std::time::Duration>> {
+        if let (true, Some(cut)) = (end_of_stream, &ctx.cut) {
+            // A body read to the end of a connection the deadline shut would look complete.
+            if cut.fired() {
+                return Err(deadline::expired());
+            }
+            cut.disarm();
+        }
+        Ok(None)
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        peer: &HttpPeer,
+        #[cfg(unix)] fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        if let (Some(at), Some(addr)) = (ctx.deadline, peer._address.as_inet()) {
+            // Replacing an earlier attempt's timer disarms it.
+            ctx.cut = Some(deadline::Cut::arm(fd, *addr, at));
+        }
+        Ok(())
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        // Whatever the cut made pingora see (a closed connection, a failed write), it was the
+        // deadline: a 504, not retried.
+        if ctx.cut.as_ref().is_some_and(deadline::Cut::fired) {
+            return deadline::expired();
+        }
+        // pingora's own rule otherwise.
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
     }
 
     async fn response_filter(
@@ -519,6 +622,9 @@ impl ProxyHttp for Gate {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         connections::on_request_done();
+        if let Some(cut) = ctx.cut.take() {
+            cut.disarm();
+        }
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())

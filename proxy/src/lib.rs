@@ -26,6 +26,7 @@ pub mod config;
 pub mod connections;
 pub mod convert;
 pub mod cors;
+pub mod deadline;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod explain;

@@ -102,6 +102,11 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
+    /// The deadline of a whole exchange with this pool, if it has one.
+    pub fn total_timeout(&self) -> Option<Duration> {
+        self.spec.timeouts.total
+    }
+
     /// Resolves the targets, reads the CA bundle, and builds the balancer, peers and health
     /// check.
     pub fn build(spec: &UpstreamSpec) -> Result<Self, UpstreamError> {

@@ -266,3 +266,103 @@ routes:
         assert_eq!(r.header("x-auth-roles"), Some(r#"["reader"]"#), "{r:?}");
     }
 }
+
+/// A backend that writes `head` at once, then `trickle` a byte at a time, `gap` apart.
+async fn trickler(head: &'static [u8], trickle: &'static [u8], gap: Duration) -> String {
+    raw_backend(move |mut sock| async move {
+        if !read_head(&mut sock).await || sock.write_all(head).await.is_err() {
+            return;
+        }
+        for b in trickle {
+            tokio::time::sleep(gap).await;
+            if sock.write_all(&[*b]).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_backend_that_trickles_its_head_is_cut_at_the_total_deadline_with_504() {
+    // 38 bytes 150 ms apart: every read is well within the read timeout, the whole takes 5.7 s.
+    let addr = trickler(
+        b"",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        Duration::from_millis(150),
+    )
+    .await;
+    let mut cfg = simple_config(vec![addr]);
+    cfg.upstreams[0].timeouts.read = Duration::from_secs(5);
+    cfg.upstreams[0].timeouts.total = Some(Duration::from_millis(800));
+    let proxy = Proxy::start(cfg);
+    let t = Instant::now();
+    let r = get(proxy.addr, "/x", &[]).await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.json()["reason"], "upstream_timeout");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(700) && took < Duration::from_millis(2500),
+        "took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_trickled_body_is_cut_at_a_routes_deadline_and_never_looks_complete() {
+    let addr = trickler(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+        b"1\r\na\r\n1\r\nb\r\n1\r\nc\r\n1\r\nd\r\n1\r\ne\r\n1\r\nf\r\n1\r\ng\r\n0\r\n\r\n",
+        Duration::from_millis(150),
+    )
+    .await;
+    let yaml = format!(
+        r#"version: 1
+upstreams:
+  app: {{ targets: ["{addr}"], timeouts: {{ read: 5s }} }}
+routes:
+  - name: slow
+    match: {{ path: "/**" }}
+    upstream: app
+    public: true
+    total_timeout: 800ms
+"#
+    );
+    let proxy = Proxy::start(policy_config(&yaml));
+    let t = Instant::now();
+    let answer =
+        support::client::raw_answer(proxy.addr, "GET /x HTTP/1.1\r\nhost: localhost\r\n\r\n").await;
+    let took = t.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The head went out; the body was cut: no last chunk, the connection closed early.
+    assert!(!answer.ends_with("0\r\n\r\n"), "{answer}");
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+}
+
+#[tokio::test]
+async fn an_exchange_done_in_time_leaves_its_pooled_connection_alone() {
+    let be = EchoBackend::start("pooled");
+    let mut cfg = simple_config(vec![be.target()]);
+    cfg.upstreams[0].timeouts.total = Some(Duration::from_millis(300));
+    let proxy = Proxy::start(cfg);
+    let post = |path: &'static str| {
+        support::client::send(
+            proxy.addr,
+            "POST",
+            path,
+            &[],
+            bytes::Bytes::from_static(b"x"),
+        )
+    };
+    assert_eq!(post("/a").await.status, 200);
+    assert_eq!(
+        support::client::send(proxy.addr, "HEAD", "/h", &[], bytes::Bytes::new())
+            .await
+            .status,
+        200
+    );
+    // Past both deadlines: a timer left armed would have shut the pooled connection, and a
+    // POST on it is not retried.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(post("/b").await.status, 200);
+    assert_eq!(post("/c").await.status, 200);
+}

@@ -432,6 +432,11 @@ pub(super) fn route(
         forward_token: f.forward_token.as_ref().is_none_or(|b| b.value),
         headers,
         signed_identity: f.signed_identity.as_ref().is_some_and(|b| b.value),
+        total_timeout: super::total_timeout(
+            ctx,
+            f.total_timeout.as_ref(),
+            &format!("{key}.total_timeout"),
+        ),
         header_encoding: f
             .header_encoding
             .as_ref()

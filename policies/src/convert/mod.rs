@@ -392,6 +392,20 @@ fn identity_headers(ctx: &mut Ctx<'_>, main: &FileConfig) -> IdentityHeaders {
     out
 }
 
+/// A total upstream deadline: more than nothing, at most a day.
+pub(crate) fn total_timeout(ctx: &mut Ctx<'_>, s: Option<&S>, key: &str) -> Option<Duration> {
+    let s = s?;
+    let d = ctx.duration(Some(s), key)?;
+    if d.is_zero() || d > Duration::from_secs(86_400) {
+        ctx.push(
+            ctx.diag(&s.referenced, key, "total timeout out of range")
+                .help("more than 0s and at most 1d"),
+        );
+        return None;
+    }
+    Some(d)
+}
+
 /// An array encoding by its name in the file.
 pub(crate) fn array_encoding(ctx: &mut Ctx<'_>, s: &S, key: &str) -> Option<ArrayEncoding> {
     let names = ArrayEncoding::ALL.map(|(n, _)| n);

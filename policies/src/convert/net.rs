@@ -420,6 +420,7 @@ pub(super) fn upstream(ctx: &mut Ctx<'_>, name: &S, f: &UpstreamFile) -> Option<
             read: ctx.duration(t.read.as_ref(), &format!("{key}.timeouts.read")),
             write: ctx.duration(t.write.as_ref(), &format!("{key}.timeouts.write")),
             idle: ctx.duration(t.idle.as_ref(), &format!("{key}.timeouts.idle")),
+            total: super::total_timeout(ctx, t.total.as_ref(), &format!("{key}.timeouts.total")),
         })
         .unwrap_or_default();
     let tls = f
