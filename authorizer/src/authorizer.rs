@@ -237,6 +237,28 @@ impl Authorizer {
         result
     }
 
+    /// The answer without awaiting anything, when there is one: a cache hit, a token verified
+    /// with the current keys, or a refusal that no key fetch could change. `None` when the
+    /// token needs keys poolgate does not hold (an unknown `kid`, keys unavailable): then call
+    /// `verify`. Nothing is counted for a `None`, so `verify` counts the token once.
+    pub fn verify_without_fetch(
+        &self,
+        token: &str,
+        req: &Requirement,
+    ) -> Option<Result<Arc<Identity>, AuthError>> {
+        let result = self.verify_inner(token, req, unix_now());
+        if matches!(
+            result,
+            Err(AuthError::UnknownKid | AuthError::KeysUnavailable)
+        ) {
+            return None;
+        }
+        self.inner
+            .metrics
+            .count(result.as_ref().map(|_| ()).map_err(|e| *e));
+        Some(result)
+    }
+
     /// The synchronous path: cache, then the current keys, never the network. An unknown `kid`
     /// gives `UnknownKid` without a refetch (use `verify` for that).
     pub fn verify_now(&self, token: &str, req: &Requirement) -> Result<Arc<Identity>, AuthError> {

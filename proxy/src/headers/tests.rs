@@ -737,6 +737,12 @@ fn bearer_token_parsing() {
     assert_eq!(bearer_token(Some(b"Bearer")), None);
     assert_eq!(bearer_token(None), None);
     assert_eq!(bearer_token(Some(&[0xff, 0xfe])), None);
+    assert_eq!(bearer_token(Some("Bearer tok\u{e9}".as_bytes())), None);
+    assert_eq!(
+        bearer_token(Some(b"\tBearer\tx")),
+        None,
+        "the scheme ends at a space"
+    );
 }
 
 #[test]
