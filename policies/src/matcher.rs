@@ -14,9 +14,13 @@ use crate::model::Route;
 use crate::pattern::{HostPattern, Seg, request_segments};
 use std::collections::HashMap;
 
+/// Maps looked up with request input on every request: foldhash, not SipHash. Their keys come
+/// from the policy, so a client cannot fill them with colliding keys.
+type FastMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 struct Node {
-    lit: HashMap<String, Node>,
+    lit: FastMap<Node>,
     one: Option<Box<Node>>,
     /// Routes whose pattern ends here, best first.
     end: Vec<usize>,
@@ -63,8 +67,8 @@ pub struct RouteMatch<'c, 'p> {
 /// The compiled matcher.
 #[derive(Debug, Default)]
 pub struct Matcher {
-    exact: HashMap<String, Node>,
-    wildcard: HashMap<String, Node>,
+    exact: FastMap<Node>,
+    wildcard: FastMap<Node>,
     any: Node,
 }
 

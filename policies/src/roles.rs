@@ -75,11 +75,12 @@ pub enum RuleMatch {
 /// How identities get roles (indices into `Config::roles`).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct RoleMapping {
-    pub groups: HashMap<String, Vec<usize>>,
+    /// foldhash: looked up with each token's groups on every request.
+    pub groups: HashMap<String, Vec<usize>, foldhash::fast::RandomState>,
     pub rules: Vec<Rule>,
     pub rule_match: RuleMatch,
     /// `cognito:preferred_role` value (an IAM role ARN) → roles.
-    pub preferred_role: HashMap<String, Vec<usize>>,
+    pub preferred_role: HashMap<String, Vec<usize>, foldhash::fast::RandomState>,
     pub authenticated: Vec<usize>,
     pub guest: Vec<usize>,
 }
