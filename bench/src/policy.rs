@@ -79,9 +79,15 @@ pub fn render(spec: &PolicySpec) -> String {
     let _ = write!(
         out,
         "routes:\n  - name: health\n    match: {{ path: /healthz, methods: [GET] }}\n    upstream: backend\n    public: true\n\
-         \x20 - name: articles\n    match: {{ path: \"/articles/**\" }}\n    upstream: backend\n    auth: {{ issuer: bench }}\n    signed_identity: {}\n\
+         \x20 - name: articles\n    match: {{ path: \"/articles/**\" }}\n    upstream: backend\n    auth: {{ issuer: bench }}\n{}\
          \x20 - name: admin\n    match: {{ path: \"/admin/**\" }}\n    upstream: backend\n    auth: {{ issuer: bench, roles: [admin] }}\n",
-        spec.signing_key.is_some()
+        // Written only when on, so an older poolgate (a --baseline or --poolgate binary) still
+        // reads the other scenarios' files.
+        if spec.signing_key.is_some() {
+            "    signed_identity: true\n"
+        } else {
+            ""
+        }
     );
     for i in 0..spec.routes {
         let _ = write!(

@@ -34,9 +34,9 @@ pub struct SignedIdentity {
     signer: String,
     ttl: u64,
     publish_path: Option<String>,
-    /// Assertions by token; `None` when the token cache is off. Hashed with foldhash: a
+    /// The headers by token; `None` when the token cache is off. Hashed with foldhash: a
     /// token is about a kilobyte, and this lookup is on every request of the route.
-    cache: Option<moka::sync::Cache<Box<str>, HeaderValue, foldhash::fast::RandomState>>,
+    cache: Option<moka::sync::Cache<Box<str>, Arc<Values>, foldhash::fast::RandomState>>,
 }
 
 impl std::fmt::Debug for SignedIdentity {
@@ -51,19 +51,28 @@ impl std::fmt::Debug for SignedIdentity {
 /// The three headers for one request.
 #[derive(Debug, Clone)]
 pub struct SignedHeaders {
+    values: Arc<Values>,
+    /// `false` on a route with `forward_token: false`: the token stays at the edge.
+    forward_token: bool,
+}
+
+/// The three values for one token, made once and kept with the assertion: a hit copies no
+/// kilobyte-long token or assertion, it only counts references.
+#[derive(Debug)]
+struct Values {
     data: HeaderValue,
     identity: HeaderValue,
-    /// `None` on a route with `forward_token: false`: the token stays at the edge.
-    token: Option<HeaderValue>,
+    token: HeaderValue,
 }
 
 impl SignedHeaders {
     /// Sets the three on `req`, replacing any of the same name.
     pub fn apply(&self, req: &mut RequestHeader) -> pingora::Result<()> {
-        req.insert_header("x-amzn-oidc-data", self.data.clone())?;
-        req.insert_header("x-amzn-oidc-identity", self.identity.clone())?;
-        if let Some(token) = &self.token {
-            req.insert_header("x-amzn-oidc-accesstoken", token.clone())?;
+        let v = &*self.values;
+        req.insert_header("x-amzn-oidc-data", v.data.clone())?;
+        req.insert_header("x-amzn-oidc-identity", v.identity.clone())?;
+        if self.forward_token {
+            req.insert_header("x-amzn-oidc-accesstoken", v.token.clone())?;
         }
         Ok(())
     }
@@ -100,14 +109,15 @@ impl SignedIdentity {
         now: u64,
         forward_token: bool,
     ) -> Result<SignedHeaders, SignError> {
-        let identity = crate::headers::header_value(&id.sub).ok_or(SignError::Unrepresentable)?;
-        let token_value = forward_token
-            .then(|| HeaderValue::from_str(token).map_err(|_| SignError::Unrepresentable))
-            .transpose()?;
-        let data = match self.cache.as_ref().and_then(|c| c.get(token)) {
+        let values = match self.cache.as_ref().and_then(|c| c.get(token)) {
             Some(hit) => hit,
             None => {
-                let made = self.assertion(id, now)?;
+                let made = Arc::new(Values {
+                    data: self.assertion(id, now)?,
+                    identity: crate::headers::header_value(&id.sub)
+                        .ok_or(SignError::Unrepresentable)?,
+                    token: HeaderValue::from_str(token).map_err(|_| SignError::Unrepresentable)?,
+                });
                 if let Some(c) = &self.cache {
                     c.insert(Box::from(token), made.clone());
                 }
@@ -115,9 +125,8 @@ impl SignedIdentity {
             }
         };
         Ok(SignedHeaders {
-            data,
-            identity,
-            token: token_value,
+            values,
+            forward_token,
         })
     }
 
