@@ -166,9 +166,10 @@ impl RoleMapping {
             add(&mut out, &self.guest);
             return out;
         };
-        let preferred = p
-            .claims
-            .claim("cognito:preferred_role")
+        // No lookup at all without a preferred-role mapping (the claims may be many).
+        let preferred = (!self.preferred_role.is_empty())
+            .then(|| p.claims.claim("cognito:preferred_role"))
+            .flatten()
             .and_then(Value::as_str)
             .and_then(|arn| self.preferred_role.get(arn));
         match preferred {

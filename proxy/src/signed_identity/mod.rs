@@ -91,8 +91,12 @@ impl SignedIdentity {
                 .time_to_live(Duration::from_secs(ttl.div_ceil(2)))
                 .build_with_hasher(foldhash::fast::RandomState::default())
         });
+        let keys = Keys::new(&cfg.keys)?;
+        // The first signature of a process seeds aws-lc's random generator (about 30 ms here):
+        // pay it when the keys load, not on a request.
+        let _ = keys.sign(b"poolgate");
         Ok(SignedIdentity {
-            keys: Keys::new(&cfg.keys)?,
+            keys,
             signer: cfg.signer.clone(),
             ttl,
             publish_path: cfg.publish_path.clone(),
