@@ -218,19 +218,23 @@ impl Authorizer {
     /// Verifies `token` for a route: the cache, then the current keys; on an unknown `kid` or
     /// missing keys, one shared, rate-limited JWKS fetch and a second attempt.
     pub async fn verify(&self, token: &str, req: &Requirement) -> Result<Arc<Identity>, AuthError> {
-        let first = self.verify_inner(token, req, unix_now());
-        let result = match first {
-            Err(AuthError::UnknownKid | AuthError::KeysUnavailable) => {
-                match self.issuer_of(token) {
-                    Some(issuer) => {
-                        issuer.refetch(issuer.generation()).await;
-                        self.verify_inner(token, req, unix_now())
-                    }
-                    None => first,
-                }
-            }
-            other => other,
-        };
+        match self.verify_without_fetch(token, req) {
+            Some(answer) => answer,
+            None => self.verify_after_fetch(token, req).await,
+        }
+    }
+
+    /// The second half of `verify`, for a token `verify_without_fetch` gave `None`: one
+    /// shared, rate-limited fetch of its issuer's keys, then a second attempt (counted).
+    pub async fn verify_after_fetch(
+        &self,
+        token: &str,
+        req: &Requirement,
+    ) -> Result<Arc<Identity>, AuthError> {
+        if let Some(issuer) = self.issuer_of(token) {
+            issuer.refetch(issuer.generation()).await;
+        }
+        let result = self.verify_inner(token, req, unix_now());
         self.inner
             .metrics
             .count(result.as_ref().map(|_| ()).map_err(|e| *e));
@@ -240,7 +244,7 @@ impl Authorizer {
     /// The answer without awaiting anything, when there is one: a cache hit, a token verified
     /// with the current keys, or a refusal that no key fetch could change. `None` when the
     /// token needs keys poolgate does not hold (an unknown `kid`, keys unavailable): then call
-    /// `verify`. Nothing is counted for a `None`, so `verify` counts the token once.
+    /// `verify_after_fetch`. Nothing is counted for a `None`, so each token is counted once.
     pub fn verify_without_fetch(
         &self,
         token: &str,

@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::identity::ClaimedLists;
+
 /// The claim is there but not of a shape this reader accepts: the token is malformed for its
 /// issuer, never read as an empty list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +31,34 @@ pub fn at<'c>(
         };
     }
     Ok(v)
+}
+
+/// An identity's groups and scopes, read where its issuer puts them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lists {
+    pub groups: Vec<String>,
+    pub scopes: Vec<String>,
+    /// Whether each claim was there at all: an absent claim matches no rule.
+    pub claimed: ClaimedLists,
+}
+
+/// The groups at `groups_at` (an array of strings) and the scopes at `scopes_at` (an array or
+/// a space-separated string); `WrongShape` for any other shape on the way or at the end.
+pub fn lists(
+    claims: &Map<String, Value>,
+    groups_at: &[String],
+    scopes_at: &[String],
+) -> Result<Lists, WrongShape> {
+    let groups = at(claims, groups_at)?;
+    let scopes = at(claims, scopes_at)?;
+    Ok(Lists {
+        claimed: ClaimedLists {
+            groups: groups.is_some(),
+            scopes: scopes.is_some(),
+        },
+        groups: array(groups)?,
+        scopes: strings(scopes)?,
+    })
 }
 
 /// Groups: an array of strings (absent: none). `Err` for any other shape, a string included:

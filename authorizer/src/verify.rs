@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{Algorithm, IssuerConfig, KeepClaims, TokenUseRequirement};
 use crate::error::AuthError;
-use crate::identity::{ClaimedLists, Identity, TokenUse};
+use crate::identity::{Identity, TokenUse};
 use crate::jose::{Decoded, decode};
 use crate::keys::KeySet;
 
@@ -108,17 +108,13 @@ pub fn check(
         None => None,
     };
     // Where this issuer puts them; a value of another shape is a malformed token (401), never
-    // an empty list. Whether each was there at all is kept: an absent claim matches no rule.
-    let groups_at =
-        crate::claims::at(&claims, &rules.groups_claim).map_err(|_| AuthError::Malformed)?;
-    let scopes_at =
-        crate::claims::at(&claims, &rules.scopes_claim).map_err(|_| AuthError::Malformed)?;
-    let claimed = ClaimedLists {
-        groups: groups_at.is_some(),
-        scopes: scopes_at.is_some(),
-    };
-    let groups = crate::claims::array(groups_at).map_err(|_| AuthError::Malformed)?;
-    let scopes = crate::claims::strings(scopes_at).map_err(|_| AuthError::Malformed)?;
+    // an empty list.
+    let crate::claims::Lists {
+        groups,
+        scopes,
+        claimed,
+    } = crate::claims::lists(&claims, &rules.groups_claim, &rules.scopes_claim)
+        .map_err(|_| AuthError::Malformed)?;
     let exp = numeric_date(claims.get("exp"))?.unwrap_or(0).max(0) as u64;
     Ok(Identity {
         issuer: rules.name.clone(),

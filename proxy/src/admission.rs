@@ -256,10 +256,10 @@ pub(crate) async fn admit(
         .ok_or_else(|| Denial::Forbidden {
             reason: "route_requirement_missing".to_owned(),
         })?;
-    // Cache hits (nearly every request) are answered without the boxed future of `verify`.
+    // Cache hits (nearly every request) are answered without a boxed future.
     let identity = match verifier.verify_without_fetch(token, requirement) {
         Some(answer) => answer,
-        None => verifier.verify(token, requirement).await,
+        None => verifier.verify_after_fetch(token, requirement).await,
     }
     .map_err(auth_denial)?;
     let principal = pol::Principal {
@@ -280,7 +280,7 @@ pub(crate) async fn admit(
             // that loaded, and is refused like an identity that cannot be sent.
             headers.signed = Some(
                 signer
-                    .headers(token, &identity, unix_now(), route.forward_token)
+                    .headers(token, &identity, crate::unix_now(), route.forward_token)
                     .map_err(|_| Denial::IdentityUnrepresentable)?,
             );
         }
@@ -426,13 +426,6 @@ pub(crate) fn backend_identity_headers(
         },
         signed: None,
     })
-}
-
-/// Seconds since the Unix epoch.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The policy engine's view of a verified identity's claims.

@@ -93,27 +93,21 @@ pub fn explain(
         },
         |i| (i.groups_claim.clone(), i.scopes_claim.clone()),
     );
-    // (the list, whether the claim was there)
-    let read = |list: fn(Option<&Value>) -> Result<Vec<String>, claims::WrongShape>,
-                at: &pol::ClaimPath| {
-        let value = claims.map_or(Ok(None), |c| claims::at(c, at.segments()))?;
-        list(value).map(|l| (l, value.is_some()))
-    };
-    let (Ok((groups, has_groups_claim)), Ok((scopes, has_scopes_claim))) = (
-        read(claims::array, &groups_at),
-        read(claims::strings, &scopes_at),
-    ) else {
+    let Ok(lists) = claims
+        .map(|c| claims::lists(c, groups_at.segments(), scopes_at.segments()))
+        .transpose()
+    else {
         return json!({"path": path, "route": route.name, "allowed": false, "status": 401,
                       "reason": "malformed",
                       "detail": format!("the groups at `{groups_at}` must be an array of strings, the scopes at `{scopes_at}` an array or a space-separated string")});
     };
-    let principal = claims.map(|c| pol::Principal {
+    let principal = claims.zip(lists.as_ref()).map(|(c, l)| pol::Principal {
         issuer: &issuer,
         token_use: c.get("token_use").and_then(Value::as_str),
-        groups: &groups,
-        scopes: &scopes,
-        has_groups_claim,
-        has_scopes_claim,
+        groups: &l.groups,
+        scopes: &l.scopes,
+        has_groups_claim: l.claimed.groups,
+        has_scopes_claim: l.claimed.scopes,
         claims: c,
     });
     let d = policy.decide(&m, method, &path, principal.as_ref());
@@ -123,12 +117,12 @@ pub fn explain(
         "route": route.name,
         "upstream": route.upstream,
         "public": route.public,
-        "principal": claims.map(|c| json!({
+        "principal": claims.zip(lists.as_ref()).map(|(c, l)| json!({
             "issuer": issuer,
             "sub": c.get("sub"),
             "token_use": c.get("token_use"),
-            "groups": groups,
-            "scopes": scopes,
+            "groups": l.groups,
+            "scopes": l.scopes,
         })),
         "roles": d.roles,
         "allowed": d.allowed,

@@ -103,13 +103,10 @@ pub fn prepare(cfg: &ProxyConfig, opts: StartOptions) -> Result<Prepared, StartE
     };
     let state = GateState::build(cfg, setup, None)?;
     let shared = Arc::new(Shared::new(state, metrics, opts.access_log));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     shared
         .metrics
         .config_loaded
-        .set(i64::try_from(now).unwrap_or(i64::MAX));
+        .set(i64::try_from(unix_now()).unwrap_or(i64::MAX));
     shared.config_ready.store(true, Ordering::Release);
     let reload = opts.reload_from.map(|path| reload::Reloader {
         shared: shared.clone(),
@@ -121,4 +118,11 @@ pub fn prepare(cfg: &ProxyConfig, opts: StartOptions) -> Result<Prepared, StartE
     });
     let server = server::build(cfg, shared.clone(), reload)?;
     Ok(Prepared { server, shared })
+}
+
+/// Seconds since the Unix epoch (0 before it).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

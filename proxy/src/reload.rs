@@ -24,7 +24,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
@@ -162,18 +162,15 @@ async fn try_reload(
     if replaced && let Some(v) = old_verifier {
         v.stop();
     }
-    shared.metrics.config_loaded.set(unix_now());
+    shared
+        .metrics
+        .config_loaded
+        .set(i64::try_from(crate::unix_now()).unwrap_or(i64::MAX));
     Ok(now)
 }
 
 fn old_listeners(old: &GateState) -> impl Iterator<Item = std::net::SocketAddr> + '_ {
     old.listeners.iter().copied()
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// How long a changed file must stay unchanged before it is loaded, by default.

@@ -18,19 +18,21 @@ use crate::convert;
 /// Verifies bearer tokens.
 #[async_trait]
 pub trait TokenVerifier: Send + Sync {
-    /// The verified identity, or why the token is refused.
-    async fn verify(&self, token: &str, req: &Requirement) -> Result<Arc<Identity>, AuthError>;
-
-    /// The answer when it needs no key fetch (a cache hit, mostly), without the boxed future
-    /// of `verify`; `None`: call `verify`.
+    /// The verified identity, or why the token is refused, when that needs no key fetch (a
+    /// cache hit, mostly: no boxed future on the hot path); `None`: call `verify_after_fetch`.
     fn verify_without_fetch(
         &self,
         token: &str,
         req: &Requirement,
-    ) -> Option<Result<Arc<Identity>, AuthError>> {
-        let _ = (token, req);
-        None
-    }
+    ) -> Option<Result<Arc<Identity>, AuthError>>;
+
+    /// For a token `verify_without_fetch` gave `None`: the issuer's keys fetched (shared and
+    /// rate-limited), then the answer.
+    async fn verify_after_fetch(
+        &self,
+        token: &str,
+        req: &Requirement,
+    ) -> Result<Arc<Identity>, AuthError>;
 
     /// Whether every issuer has usable keys (feeds `/readyz`).
     fn is_ready(&self) -> bool;
@@ -47,9 +49,12 @@ pub trait TokenVerifier: Send + Sync {
 
 #[async_trait]
 impl TokenVerifier for Authorizer {
-    async fn verify(&self, token: &str, req: &Requirement) -> Result<Arc<Identity>, AuthError> {
-        // The authorizer answers cache hits and known keys without awaiting anything.
-        Authorizer::verify(self, token, req).await
+    async fn verify_after_fetch(
+        &self,
+        token: &str,
+        req: &Requirement,
+    ) -> Result<Arc<Identity>, AuthError> {
+        Authorizer::verify_after_fetch(self, token, req).await
     }
 
     fn verify_without_fetch(

@@ -4,15 +4,13 @@
 //! unreadable or wrong key where the file is named rather than when the proxy starts.
 
 use super::Ctx;
-use super::tls::resolve;
+use super::tls::{read_limited, resolve};
 use crate::file::{S, SignedIdentityFile};
 use crate::model::{SignedIdentity, SigningKey};
 use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
 use serde_saphyr::Spanned;
-use std::io::Read;
-use std::path::Path;
 use std::time::Duration;
 
 /// Largest key file read: a PEM key is well under 1 KiB.
@@ -147,7 +145,7 @@ fn publish_path(ctx: &mut Ctx<'_>, s: &S, key: &str) -> Option<String> {
 fn key_file(ctx: &mut Ctx<'_>, s: &S, key: &str) -> Option<(std::path::PathBuf, Vec<u8>, u64)> {
     let written = ctx.text(s, key)?;
     let path = resolve(&ctx.file, &written);
-    let result = read_key(&path).and_then(|bytes| {
+    let result = read_limited(&path, MAX_KEY_BYTES).and_then(|bytes| {
         let hash = crate::content_hash(&bytes);
         p256_pkcs8(&bytes).map(|der| (der, hash))
     });
@@ -169,23 +167,6 @@ fn key_file(ctx: &mut Ctx<'_>, s: &S, key: &str) -> Option<(std::path::PathBuf, 
             None
         }
     }
-}
-
-fn read_key(path: &Path) -> Result<Vec<u8>, String> {
-    // Looked at before opening: opening a FIFO would wait for a writer.
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
-    if !meta.is_file() {
-        return Err("not a regular file".to_owned());
-    }
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_KEY_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read it: {e}"))?;
-    if bytes.len() as u64 > MAX_KEY_BYTES {
-        return Err(format!("larger than {MAX_KEY_BYTES} bytes"));
-    }
-    Ok(bytes)
 }
 
 /// The P-256 private key in `pem` (SEC1 `EC PRIVATE KEY` or PKCS#8 `PRIVATE KEY`) as PKCS#8

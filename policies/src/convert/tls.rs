@@ -48,7 +48,7 @@ fn ca_bundle(ctx: &mut Ctx<'_>, s: &S, key: &str) -> Option<PathBuf> {
         return None;
     }
     let path = resolve(&ctx.file, &written);
-    let problem = match read_limited(&path) {
+    let problem = match read_limited(&path, MAX_CA_BYTES) {
         Ok(bytes) => check_pem(&bytes).err(),
         Err(e) => Some(e),
     };
@@ -81,19 +81,26 @@ pub(crate) fn resolve(file: &str, written: &str) -> PathBuf {
     }
 }
 
-fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
+/// A file the policy names besides itself (a CA bundle, a signing key): a regular file of at
+/// most `max` bytes, or the problem in words.
+pub(super) fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     // Looked at before opening: opening a FIFO would wait for a writer.
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
     if !meta.is_file() {
         return Err("not a regular file".to_owned());
     }
-    if meta.len() > MAX_CA_BYTES {
-        return Err(format!("larger than {MAX_CA_BYTES} bytes"));
+    let too_large = || format!("larger than {max} bytes");
+    if meta.len() > max {
+        return Err(too_large());
     }
     let mut bytes = Vec::new();
     std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_CA_BYTES).read_to_end(&mut bytes))
+        .and_then(|f| f.take(max.saturating_add(1)).read_to_end(&mut bytes))
         .map_err(|e| format!("cannot read it: {e}"))?;
+    // It may have grown since it was looked at.
+    if bytes.len() as u64 > max {
+        return Err(too_large());
+    }
     Ok(bytes)
 }
 
