@@ -126,23 +126,6 @@ pub async fn local(
     result
 }
 
-/// A fresh P-256 key as PKCS#8 PEM, for the `signed` scenario.
-fn signing_key_pem() -> Result<String, String> {
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-    use base64::Engine;
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let der = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-        .map_err(|_| "cannot generate a P-256 key".to_owned())?;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(line));
-        pem.push('\n');
-    }
-    pem.push_str("-----END PRIVATE KEY-----\n");
-    Ok(pem)
-}
-
 fn names(s: &[Scenario]) -> String {
     s.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
 }
@@ -396,7 +379,9 @@ impl Ctx<'_> {
             signing_key: kind.signed.then(|| self.dir.join("signing-key.pem")),
         };
         if let Some(key) = &spec.signing_key {
-            write_atomically(key, &signing_key_pem()?)?;
+            let pem =
+                poolgate_authorizer::testutil::p256_private_key_pem().map_err(|e| e.to_string())?;
+            write_atomically(key, &pem)?;
         }
         let policy = self.dir.join(format!("{name}.yaml"));
         write_atomically(&policy, &render(&spec))?;

@@ -159,19 +159,11 @@ impl Minter {
         let der = RsaPublicKeyComponents { n, e }
             .as_der()
             .map_err(|_| "cannot encode the public key".to_owned())?;
-        Ok(pem("PUBLIC KEY", der.as_ref()))
+        Ok(poolgate_authorizer::testutil::pem(
+            "PUBLIC KEY",
+            der.as_ref(),
+        ))
     }
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 /// Makes `n` items with `f(i)` on every core (RSA signing is ~1 ms a token).

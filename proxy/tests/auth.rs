@@ -713,17 +713,7 @@ async fn reloadable(text: &str, tag: &str) -> (Proxy, std::path::PathBuf) {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("policy.yaml");
     std::fs::write(&path, text).unwrap();
-    let cfg = poolgate_proxy::convert::proxy_config(std::sync::Arc::new(
-        poolgate_policies::load(&path).unwrap(),
-    ));
-    let opts = poolgate_proxy::StartOptions {
-        reload_from: Some(path.clone()),
-        reload_poll: Some(Duration::from_secs(3600)), // reloads are triggered by hand
-        ..poolgate_proxy::StartOptions::default()
-    };
-    let proxy = Proxy::start_with(cfg, opts);
-    proxy.wait_ready().await;
-    (proxy, path)
+    (Proxy::start_reloadable(&path).await, path)
 }
 
 #[tokio::test]

@@ -12,14 +12,12 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use base64::engine::general_purpose::URL_SAFE;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey};
-use poolgate_authorizer::testutil::{TestIssuer, unix_now};
+use poolgate_authorizer::testutil::{TestIssuer, p256_private_key_pem, unix_now};
 use serde_json::Value;
 use support::backend::EchoBackend;
 use support::client::get;
@@ -30,19 +28,7 @@ const SIGNER: &str =
 const PUBLISH: &str = "/.well-known/poolgate-identity";
 
 fn write_key(dir: &Path, name: &str) {
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let der = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-    let b64 = STANDARD.encode(der.as_ref());
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    let pem = format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        lines.join("\n")
-    );
-    std::fs::write(dir.join(name), pem).unwrap();
+    std::fs::write(dir.join(name), p256_private_key_pem().unwrap()).unwrap();
 }
 
 fn policy(issuer: &TestIssuer, be: &EchoBackend, kids: &[&str]) -> String {
@@ -111,16 +97,7 @@ async fn env(tag: &str) -> Env {
     write_key(&dir, "b.pem");
     let path = dir.join("policy.yaml");
     std::fs::write(&path, policy(&issuer, &be, &["a"])).unwrap();
-    let cfg = poolgate_proxy::convert::proxy_config(std::sync::Arc::new(
-        poolgate_policies::load(&path).unwrap(),
-    ));
-    let opts = poolgate_proxy::StartOptions {
-        reload_from: Some(path.clone()),
-        reload_poll: Some(Duration::from_secs(3600)), // reloads are triggered by hand
-        ..poolgate_proxy::StartOptions::default()
-    };
-    let proxy = Proxy::start_with(cfg, opts);
-    proxy.wait_ready().await;
+    let proxy = Proxy::start_reloadable(&path).await;
     Env {
         issuer,
         be,

@@ -183,14 +183,8 @@ fn encoding_key(inner: &Inner) -> Result<EncodingKey, KeyGenError> {
     match inner {
         Inner::Rsa(kp) => {
             let der = kp.as_der().map_err(|_| KeyGenError)?;
-            let body = STANDARD.encode(der.as_ref());
-            let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-            for line in body.as_bytes().chunks(64) {
-                pem.push_str(std::str::from_utf8(line).map_err(|_| KeyGenError)?);
-                pem.push('\n');
-            }
-            pem.push_str("-----END PRIVATE KEY-----\n");
-            EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| KeyGenError)
+            EncodingKey::from_rsa_pem(pem("PRIVATE KEY", der.as_ref()).as_bytes())
+                .map_err(|_| KeyGenError)
         }
         Inner::Ec(kp) => {
             let doc = kp.to_pkcs8v1().map_err(|_| KeyGenError)?;
@@ -201,6 +195,26 @@ fn encoding_key(inner: &Inner) -> Result<EncodingKey, KeyGenError> {
             Ok(EncodingKey::from_ed_der(doc.as_ref()))
         }
     }
+}
+
+/// `der` as PEM text with the given label (`PRIVATE KEY`, `PUBLIC KEY`…), 64 characters a line.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// A new P-256 private key as PKCS#8 PEM: a signing key for the signed identity.
+pub fn p256_private_key_pem() -> Result<String, KeyGenError> {
+    let der = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
+        .and_then(|kp| kp.to_pkcs8v1())
+        .map_err(|_| KeyGenError)?;
+    Ok(pem("PRIVATE KEY", der.as_ref()))
 }
 
 /// A JWKS document (`{"keys": [...]}`) of the given keys' public JWKs.

@@ -20,7 +20,7 @@ mod mint;
 mod server;
 
 pub use issuer::{TestIssuer, TestUtilError};
-pub use key::{KeyGenError, TestKey, jwks_of};
+pub use key::{KeyGenError, TestKey, jwks_of, p256_private_key_pem, pem};
 pub use mint::Claims;
 pub use server::{Behaviour, JwksServer};
 

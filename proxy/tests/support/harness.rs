@@ -139,6 +139,21 @@ impl Proxy {
         }
     }
 
+    /// The policy file at `path`, reloaded from it when the test says so (never by itself);
+    /// ready when it returns.
+    pub async fn start_reloadable(path: &std::path::Path) -> Self {
+        let policy = poolgate_policies::load(path).unwrap_or_else(|d| panic!("{d}"));
+        let cfg = poolgate_proxy::convert::proxy_config(Arc::new(policy));
+        let opts = StartOptions {
+            reload_from: Some(path.to_path_buf()),
+            reload_poll: Some(Duration::from_secs(3600)),
+            ..StartOptions::default()
+        };
+        let proxy = Self::start_with(cfg, opts);
+        proxy.wait_ready().await;
+        proxy
+    }
+
     /// Waits until `/readyz` answers 200 (every issuer has keys), at most 10 s.
     pub async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
