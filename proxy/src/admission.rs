@@ -21,13 +21,11 @@ use crate::upstreams::Upstream;
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Verdict {
     Forward(Admitted),
-    /// A CORS preflight answered by the proxy itself.
-    Preflight {
+    /// Answered by the proxy itself: a CORS preflight (`cors_preflight`) or a public key of
+    /// the signed identity at its `publish_path` (`signed_identity_keys`).
+    Answered {
         answer: respond::Answer,
-    },
-    /// A public key of the signed identity, served at its `publish_path`.
-    Published {
-        answer: respond::Answer,
+        reason: &'static str,
     },
 }
 
@@ -146,7 +144,10 @@ pub(crate) async fn admit(
         .as_ref()
         .and_then(|s| s.published(&req.method, &path))
     {
-        return Ok(Verdict::Published { answer });
+        return Ok(Verdict::Answered {
+            answer,
+            reason: "signed_identity_keys",
+        });
     }
     let header_str = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
     let preflight_method = (req.method == http::Method::OPTIONS)
@@ -186,7 +187,10 @@ pub(crate) async fn admit(
         .ok_or_else(|| Denial::Forbidden {
             reason: "cors_not_allowed".to_owned(),
         })?;
-        return Ok(Verdict::Preflight { answer });
+        return Ok(Verdict::Answered {
+            answer,
+            reason: "cors_preflight",
+        });
     }
     let upstream = state
         .upstreams

@@ -289,16 +289,9 @@ impl ProxyHttp for Gate {
                 ctx.reason = Cow::Borrowed(a.reason);
                 return Ok(false);
             }
-            Ok(Verdict::Preflight { answer }) => {
+            Ok(Verdict::Answered { answer, reason }) => {
                 ctx.decision = "allow";
-                ctx.reason = Cow::Borrowed("cors_preflight");
-                ctx.own_status = Some(answer.status);
-                respond::send(session, answer).await?;
-                return Ok(true);
-            }
-            Ok(Verdict::Published { answer }) => {
-                ctx.decision = "allow";
-                ctx.reason = Cow::Borrowed("signed_identity_keys");
+                ctx.reason = Cow::Borrowed(reason);
                 ctx.own_status = Some(answer.status);
                 respond::send(session, answer).await?;
                 return Ok(true);
