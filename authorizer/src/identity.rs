@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::config::TokenUseRequirement;
 use crate::error::AuthError;
+use crate::memo::Memo;
 
 /// What kind of token was verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,6 +67,8 @@ pub struct Identity {
     pub exp: u64,
     /// The token's claims (all, or those `KeepClaims` names), for claim rules and headers.
     pub claims: Claims,
+    /// What the consumer derived from this identity, kept while it is cached.
+    pub memo: Memo,
 }
 
 /// Whether the groups and scopes claims were in the token.

@@ -4,6 +4,7 @@
 //! - [`keys`]: a JWKS document parsed once into ready aws-lc-rs verification keys.
 //! - [`jose`]: bounded, strict splitting and decoding of compact JWS tokens.
 //! - [`jwks`]: the only network code (HTTPS fetch of JWKS and discovery documents).
+//! - [`Memo`]: what a consumer derives from a cached identity, kept with it.
 //! - [`Authorizer`]: issuers, key-set lifecycle (prefetch, refresh, unknown-kid refetch), the
 //!   verified-token cache and metrics.
 //! - `testutil` (feature `test-util`): keys, a JWKS server on 127.0.0.1:0 and a token minter.
@@ -18,6 +19,7 @@ pub mod jose;
 pub mod jwks;
 pub mod keys;
 mod lifecycle;
+pub mod memo;
 mod metrics;
 pub mod verify;
 
@@ -31,4 +33,5 @@ pub use config::{
 pub use error::{AuthError, ConfigError, FetchError};
 pub use identity::{ClaimedLists, Claims, Identity, Requirement, TokenUse};
 pub use keys::KeySet;
+pub use memo::Memo;
 pub use verify::IssuerRules;

@@ -10,6 +10,7 @@ use crate::error::AuthError;
 use crate::identity::{Identity, TokenUse};
 use crate::jose::{Decoded, decode};
 use crate::keys::KeySet;
+use crate::memo::Memo;
 
 /// The claim rules of one issuer, compiled from its `IssuerConfig`.
 #[derive(Debug, Clone)]
@@ -128,6 +129,7 @@ pub fn check(
         client_id,
         exp,
         claims: keep.keep(claims),
+        memo: Memo::default(),
     })
 }
 

@@ -32,7 +32,7 @@ pub(crate) enum Verdict {
 /// The verified identity's headers for the backend.
 #[derive(Default)]
 pub(crate) struct BackendHeaders {
-    pub(crate) identity: Option<IdentityHeaders>,
+    pub(crate) identity: Option<Arc<IdentityHeaders>>,
     /// The route's own claim headers.
     pub(crate) route: Option<IdentityHeaders>,
     /// The ALB-compatible signed identity, on routes that send it.
@@ -283,9 +283,15 @@ pub(crate) async fn admit(
             // A signing failure is the key's, not the client's; it cannot happen with a key
             // that loaded, and is refused like an identity that cannot be sent.
             headers.signed = Some(
-                signer
-                    .headers(token, &identity, crate::unix_now(), route.forward_token)
-                    .map_err(|_| Denial::IdentityUnrepresentable)?,
+                crate::kept::signed_headers(
+                    state,
+                    signer,
+                    token,
+                    &identity,
+                    crate::unix_now(),
+                    route.forward_token,
+                )
+                .map_err(|_| Denial::IdentityUnrepresentable)?,
             );
         }
         Ok(Verdict::Forward(admitted(
@@ -410,8 +416,23 @@ pub(crate) fn backend_identity_headers(
     id: &Identity,
     roles: &[&str],
 ) -> Result<BackendHeaders, headers::HeaderError> {
-    let claims = IdentityClaims(&id.claims);
-    let view = IdentityView {
+    Ok(BackendHeaders {
+        identity: Some(crate::kept::identity_headers(state, id, roles)?),
+        route: match state.route_headers.get(route) {
+            Some(names) => headers::route_claim_headers(names, &IdentityClaims(&id.claims))?,
+            None => None,
+        },
+        signed: None,
+    })
+}
+
+/// What the identity headers are built from.
+pub(crate) fn identity_view<'a>(
+    id: &'a Identity,
+    roles: &'a [&'a str],
+    claims: &'a IdentityClaims<'a>,
+) -> IdentityView<'a> {
+    IdentityView {
         iss: &id.iss,
         sub: &id.sub,
         username: id.username.as_deref(),
@@ -420,21 +441,13 @@ pub(crate) fn backend_identity_headers(
         scopes: &id.scopes,
         client_id: id.client_id.as_deref(),
         token_use: id.token_use.as_str(),
-        claims: Some(&claims),
-    };
-    Ok(BackendHeaders {
-        identity: Some(headers::identity_headers(&view, &state.identity_names)?),
-        route: match state.route_headers.get(route) {
-            Some(names) => headers::route_claim_headers(names, &claims)?,
-            None => None,
-        },
-        signed: None,
-    })
+        claims: Some(claims),
+    }
 }
 
 /// The policy engine's view of a verified identity's claims.
 #[derive(Debug, Clone, Copy)]
-struct IdentityClaims<'a>(&'a poolgate_authorizer::Claims);
+pub(crate) struct IdentityClaims<'a>(pub(crate) &'a poolgate_authorizer::Claims);
 
 impl pol::Claims for IdentityClaims<'_> {
     fn claim(&self, name: &str) -> Option<&serde_json::Value> {

@@ -14,6 +14,7 @@
 //! - [`cors`]: preflights answered at the edge, CORS response headers
 //! - [`upstreams`]: load-balanced pools, prebuilt peers, health checks
 //! - [`headers`]: identity scrubbing/injection, request id, `X-Forwarded-*`
+//! - `kept`: identity headers and signed assertions kept with a cached identity
 //! - [`respond`]: the one place a denial becomes an HTTP answer
 //! - [`admin`], [`metrics`]: `/metrics`, `/healthz`, `/readyz`
 //! - [`reload`]: SIGHUP / file-change reload with atomic swap; key lifecycle service
@@ -33,6 +34,7 @@ pub mod explain;
 pub mod file_state;
 pub mod gate;
 pub mod headers;
+mod kept;
 pub mod metrics;
 pub mod reload;
 pub mod respond;

@@ -31,6 +31,9 @@ pub enum StateError {
 
 /// The part of the configuration a reload swaps, read once per request.
 pub struct GateState {
+    /// Unique to this state in the process: what a cached identity keeps (its headers, its
+    /// signed assertion) is reused only by the state that made it.
+    pub(crate) generation: u64,
     pub policy: Arc<pol::Config>,
     pub upstreams: Upstreams,
     /// What each route (by index) asks of a token, built once.
@@ -89,7 +92,9 @@ impl GateState {
                 })
             })
             .collect::<Result<_, _>>()?;
+        static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(Self {
+            generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             upstreams: Upstreams::build(&cfg.upstreams, previous.map(|p| &p.upstreams))?,
             requirements,
             verifier,
@@ -98,13 +103,7 @@ impl GateState {
             signed_identity: policy
                 .signed_identity
                 .as_ref()
-                .map(|s| {
-                    crate::signed_identity::SignedIdentity::new(
-                        s,
-                        policy.server.token_cache_capacity,
-                    )
-                    .map(Arc::new)
-                })
+                .map(|s| crate::signed_identity::SignedIdentity::new(s).map(Arc::new))
                 .transpose()?,
             route_headers,
             realm: cfg.realm.clone(),

@@ -387,3 +387,78 @@ async fn only_the_chosen_headers_are_sent_and_no_client_copy_of_any_gets_through
         ]
     );
 }
+
+/// A cached identity keeps the headers built for it, but only for the configuration that built
+/// them: after a reload the same token gets the new names and encodings, and none of the old.
+#[tokio::test]
+async fn a_cached_identity_gets_the_headers_of_the_configuration_reloaded_since() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let be = EchoBackend::start("app");
+    let policy = |prefix: &str, encoding: &str| {
+        format!(
+            r#"version: 1
+issuers:
+  shop: {{ issuer: "{iss}", jwks_url: "{jwks}", cognito_style: true, app_clients: ["{client}"] }}
+upstreams:
+  app: {{ targets: ["{be}"] }}
+roles:
+  reader: {{ allow: [ {{ methods: [GET], paths: ["/**"] }} ] }}
+role_mapping:
+  groups: {{ readers: [reader], writers: [reader] }}
+identity_headers: {{ prefix: "{prefix}", encoding: {encoding} }}
+routes:
+  - {{ name: all, match: {{ path: "/**" }}, upstream: app, auth: {{ issuer: shop }} }}
+"#,
+            iss = issuer.issuer,
+            jwks = issuer.jwks_url,
+            client = issuer.client_id,
+            be = be.target(),
+        )
+    };
+    let dir = std::env::temp_dir().join(format!("poolgate-kept-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("policy.yaml");
+    std::fs::write(&path, policy("x-a-", "json")).unwrap();
+    let proxy = Proxy::start_reloadable(&path).await;
+    let token = issuer.mint_access("dana", &["readers", "writers"], &[]);
+    let auth = format!("Bearer {token}");
+    let sub = issuer.access_claims("dana", &[], &[]).0["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let identity_of = |seen: &support::backend::Recorded| {
+        let mut h: Vec<(String, String)> = seen
+            .headers
+            .iter()
+            .filter(|(k, _)| k.starts_with("x-a-") || k.starts_with("x-b-"))
+            .filter(|(k, _)| !k.ends_with("-issuer"))
+            .cloned()
+            .collect();
+        h.sort();
+        h
+    };
+    let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    // Twice: the second request is a cache hit, served the kept headers.
+    for _ in 0..2 {
+        let r = support::client::get(proxy.addr, "/x", &[("authorization", auth.as_str())]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            identity_of(&be.requests().pop().unwrap()),
+            [
+                pair("x-a-groups", r#"["readers","writers"]"#),
+                pair("x-a-sub", &sub)
+            ]
+        );
+    }
+    std::fs::write(&path, policy("x-b-", "csv")).unwrap();
+    poolgate_proxy::reload::reload(&proxy.shared, &path)
+        .await
+        .unwrap();
+    let r = support::client::get(proxy.addr, "/x", &[("authorization", auth.as_str())]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        identity_of(&be.requests().pop().unwrap()),
+        [pair("x-b-groups", "readers,writers"), pair("x-b-sub", &sub)]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

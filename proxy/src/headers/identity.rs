@@ -148,6 +148,12 @@ fn next_slot<T>(names: &[T], header: &HeaderName) -> Result<u16, HeaderError> {
 }
 
 impl IdentityNames {
+    /// Whether the headers depend on the request's roles as well as on the identity (only when
+    /// the roles header is sent): such headers are built per request, not kept.
+    pub fn depend_on_roles(&self) -> bool {
+        self.send & Builtin::bit(Builtin::ROLES) != 0
+    }
+
     /// Names under `settings.prefix`; a prefix or suffix that cannot make a header name is an error.
     pub fn new(settings: &IdentitySettings) -> Result<Self, HeaderError> {
         let name = |suffix: &str| {
@@ -217,13 +223,12 @@ impl RouteHeaderNames {
     }
 }
 
-/// Headers built for one request: every value in one buffer (one allocation, however many
-/// headers), each with the slot of its name.
+/// Headers built for an identity: every value a slice of one buffer (one allocation, however
+/// many headers), each with the slot of its name. Ready to send: setting one on a request
+/// counts a reference, so an identity's headers are built once and kept with it.
 #[derive(Debug)]
 pub struct IdentityHeaders {
-    values: Bytes,
-    /// `(name slot, end of its value in values)`, in order; a value starts where the last ended.
-    spans: Box<[(u16, u32)]>,
+    entries: Box<[(u16, HeaderValue)]>,
 }
 
 impl IdentityHeaders {
@@ -233,12 +238,9 @@ impl IdentityHeaders {
         names: &'a impl AsRef<SlotNames>,
     ) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
         let names = names.as_ref();
-        let mut start = 0;
-        self.spans.iter().map(move |&(slot, end)| {
-            let value = self.values.get(start..end as usize).unwrap_or_default();
-            start = end as usize;
-            (names.name(slot), value)
-        })
+        self.entries
+            .iter()
+            .map(move |(slot, value)| (names.name(*slot), value.as_bytes()))
     }
 
     /// Sets every header on `req`, replacing any of the same name. `names` must be the table
@@ -249,22 +251,13 @@ impl IdentityHeaders {
         names: &impl AsRef<SlotNames>,
     ) -> Result<(), HeaderError> {
         let names = names.as_ref();
-        let mut start = 0;
-        for &(slot, end) in &self.spans {
-            let end = end as usize;
+        for (slot, value) in &self.entries {
             let refused = || HeaderError {
-                header: names.name(slot).to_owned(),
+                header: names.name(*slot).to_owned(),
             };
-            if start > end || end > self.values.len() {
-                return Err(refused());
-            }
-            // Checked as header text when built; `http` checks again and cannot refuse it.
-            let value = HeaderValue::from_maybe_shared(self.values.slice(start..end))
+            let name = names.wire.get(usize::from(*slot)).ok_or_else(refused)?;
+            req.insert_header(name.clone(), value.clone())
                 .map_err(|_| refused())?;
-            let name = names.wire.get(usize::from(slot)).ok_or_else(refused)?;
-            req.insert_header(name.clone(), value)
-                .map_err(|_| refused())?;
-            start = end;
         }
         Ok(())
     }
@@ -286,11 +279,26 @@ impl<'n> Builder<'n> {
         }
     }
 
-    fn finish(self) -> IdentityHeaders {
-        IdentityHeaders {
-            values: Bytes::from(self.buf),
-            spans: self.spans.into_boxed_slice(),
-        }
+    fn finish(self) -> Result<IdentityHeaders, HeaderError> {
+        let values = Bytes::from(self.buf);
+        let mut start = 0;
+        let entries = self
+            .spans
+            .iter()
+            .map(|&(slot, end)| {
+                let (from, to) = (start, end as usize);
+                start = to;
+                // Checked as header text when written; `http` checks again and cannot refuse it.
+                values
+                    .get(from..to)
+                    .and_then(|_| HeaderValue::from_maybe_shared(values.slice(from..to)).ok())
+                    .map(|v| (slot, v))
+                    .ok_or_else(|| HeaderError {
+                        header: self.names.name(slot).to_owned(),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(IdentityHeaders { entries })
     }
 
     fn refused(&self, slot: u16) -> HeaderError {
@@ -546,7 +554,7 @@ pub fn identity_headers(
     if wanted(Builtin::TOKEN_USE) {
         b.text(Builtin::TOKEN_USE, id.token_use)?;
     }
-    Ok(b.finish())
+    b.finish()
 }
 
 /// A route's own claim headers, encoded as the identity's claim headers are; an absent claim
@@ -565,5 +573,5 @@ pub fn route_claim_headers(
             b.claim(*slot, value)?;
         }
     }
-    Ok(Some(b.finish()))
+    b.finish().map(Some)
 }

@@ -3,13 +3,13 @@
 //! (the verified token), for backends written to sit behind an ALB with Cognito.
 //!
 //! Signing costs far more than the rest of an authorized request, so an assertion is made once
-//! per token and kept for half its lifetime: every assertion sent has at least half of it left.
+//! per cached identity (per token) and kept with it for half its lifetime (`crate::kept`):
+//! every assertion sent has at least half of it left.
 
 mod assertion;
 mod keys;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderValue;
@@ -34,9 +34,6 @@ pub struct SignedIdentity {
     signer: String,
     ttl: u64,
     publish_path: Option<String>,
-    /// The headers by token; `None` when the token cache is off. Hashed with foldhash: a
-    /// token is about a kilobyte, and this lookup is on every request of the route.
-    cache: Option<moka::sync::Cache<Box<str>, Arc<Values>, foldhash::fast::RandomState>>,
 }
 
 impl std::fmt::Debug for SignedIdentity {
@@ -51,18 +48,27 @@ impl std::fmt::Debug for SignedIdentity {
 /// The three headers for one request.
 #[derive(Debug, Clone)]
 pub struct SignedHeaders {
-    values: Arc<Values>,
+    pub(crate) values: Arc<Values>,
     /// `false` on a route with `forward_token: false`: the token stays at the edge.
-    forward_token: bool,
+    pub(crate) forward_token: bool,
 }
 
-/// The three values for one token, made once and kept with the assertion: a hit copies no
-/// kilobyte-long token or assertion, it only counts references.
+/// The three values for one token, made once and kept with its identity: a request that reuses
+/// them copies no kilobyte-long token or assertion, it only counts references.
 #[derive(Debug)]
-struct Values {
+pub struct Values {
     data: HeaderValue,
     identity: HeaderValue,
     token: HeaderValue,
+    /// Until when (seconds since the epoch) they may be sent: half the assertion's lifetime.
+    fresh_until: u64,
+}
+
+impl Values {
+    /// Whether these may be sent for `token` at `now`.
+    pub fn fit(&self, token: &str, now: u64) -> bool {
+        now < self.fresh_until && self.token.as_bytes() == token.as_bytes()
+    }
 }
 
 impl SignedHeaders {
@@ -79,18 +85,9 @@ impl SignedHeaders {
 }
 
 impl SignedIdentity {
-    /// From the policy's settings; `capacity` assertions are kept (the token cache's size).
-    pub fn new(
-        cfg: &poolgate_policies::model::SignedIdentity,
-        capacity: u64,
-    ) -> Result<Self, KeyError> {
+    /// From the policy's settings.
+    pub fn new(cfg: &poolgate_policies::model::SignedIdentity) -> Result<Self, KeyError> {
         let ttl = cfg.ttl.as_secs().max(1);
-        let cache = (capacity > 0).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(Duration::from_secs(ttl.div_ceil(2)))
-                .build_with_hasher(foldhash::fast::RandomState::default())
-        });
         let keys = Keys::new(&cfg.keys)?;
         // The first signature of a process seeds aws-lc's random generator (about 30 ms here):
         // pay it when the keys load, not on a request.
@@ -100,37 +97,17 @@ impl SignedIdentity {
             signer: cfg.signer.clone(),
             ttl,
             publish_path: cfg.publish_path.clone(),
-            cache,
         })
     }
 
-    /// The headers for `id`, verified from `token`, at `now` (seconds since the epoch);
-    /// `x-amzn-oidc-accesstoken` only when the route forwards the token.
-    pub fn headers(
-        &self,
-        token: &str,
-        id: &Identity,
-        now: u64,
-        forward_token: bool,
-    ) -> Result<SignedHeaders, SignError> {
-        let values = match self.cache.as_ref().and_then(|c| c.get(token)) {
-            Some(hit) => hit,
-            None => {
-                let made = Arc::new(Values {
-                    data: self.assertion(id, now)?,
-                    identity: crate::headers::header_value(&id.sub)
-                        .ok_or(SignError::Unrepresentable)?,
-                    token: HeaderValue::from_str(token).map_err(|_| SignError::Unrepresentable)?,
-                });
-                if let Some(c) = &self.cache {
-                    c.insert(Box::from(token), made.clone());
-                }
-                made
-            }
-        };
-        Ok(SignedHeaders {
-            values,
-            forward_token,
+    /// New values for `id`, verified from `token`, at `now` (seconds since the epoch): a new
+    /// assertion, fresh for half its lifetime.
+    pub fn values(&self, token: &str, id: &Identity, now: u64) -> Result<Values, SignError> {
+        Ok(Values {
+            data: self.assertion(id, now)?,
+            identity: crate::headers::header_value(&id.sub).ok_or(SignError::Unrepresentable)?,
+            token: HeaderValue::from_str(token).map_err(|_| SignError::Unrepresentable)?,
+            fresh_until: now.saturating_add(self.ttl.div_ceil(2)),
         })
     }
 
